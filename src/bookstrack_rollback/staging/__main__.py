@@ -1,0 +1,79 @@
+"""``python -m bookstrack_rollback.staging``: serve the embedded staging in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import uvicorn
+
+from .app import create_app
+from .server import StagingStartError, bind_socket, uvicorn_config
+from .state import DEFAULT_TOKEN, Staging, StagingConfig
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bookstrack_rollback.staging",
+        description=(
+            "Serve the embedded BooksTrack staging: the BooksTrack API at /, the Cloudflare API "
+            "subset at /client/v4 (versions, deployments, tail, Analytics Engine SQL, KV) and admin "
+            "routes at /__staging. Bound to 127.0.0.1 only. Stop with Ctrl-C."
+        ),
+    )
+    parser.add_argument("--port", type=int, default=8787, help="TCP port (0: any free port; default 8787)")
+    parser.add_argument("--seed", type=int, default=StagingConfig.seed, help="seed of every id, book and injected error")
+    parser.add_argument("--token", default=DEFAULT_TOKEN, help="the Cloudflare API token accepted (default: a development token)")
+    parser.add_argument("--ingestion-lag", type=float, default=0.0, metavar="SECONDS",
+                        help="delay before a data point shows in Analytics Engine SQL (default 0)")
+    parser.add_argument("--health-shape", choices=("version", "constant"), default="version",
+                        help="/health reports the serving version's tag, or production's constant 1.0.0")
+    parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    return parser.parse_args(argv)
+
+
+def banner(config: StagingConfig, base_url: str) -> str:
+    return "\n".join([
+        "Embedded BooksTrack staging is serving.",
+        f"  BooksTrack base URL:     {base_url}",
+        f"  Cloudflare API base URL: {base_url}/client/v4",
+        f"  account id:              {config.account_id}",
+        f"  worker name:             {config.worker_name}",
+        f"  KV namespace id:         {config.kv_namespace_id}",
+        f"  development token:       {config.token}",
+        f"  admin:                   {base_url}/__staging/info",
+        "For wrangler:",
+        f"  export CLOUDFLARE_API_BASE_URL={base_url}/client/v4 CLOUDFLARE_ACCOUNT_ID={config.account_id} "
+        f"CLOUDFLARE_API_TOKEN=<the development token>",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        print(f"error: --port must be 0..65535, got {args.port}", file=sys.stderr)
+        return 2
+    config = StagingConfig(
+        seed=args.seed, token=args.token, ingestion_lag_s=args.ingestion_lag, health_shape=args.health_shape
+    )
+    try:
+        sock = bind_socket("127.0.0.1", args.port)
+    except StagingStartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn_config(create_app(Staging(config)), log_level=args.log_level))
+    print(banner(config, base_url), flush=True)
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    print("Embedded staging stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

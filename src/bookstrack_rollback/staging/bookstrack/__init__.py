@@ -1,0 +1,1 @@
+"""The BooksTrack API (contract/bookstrack-api.md) with fault injection and telemetry."""

@@ -1,0 +1,1 @@
+"""The Cloudflare API subset (contract/cloudflare-api.md): versions, deployments, tail, KV."""
