@@ -98,6 +98,7 @@ def routes(staging: Staging) -> list[BaseRoute]:
         except FaultProfileError as exc:
             return _problem(400, str(exc))
         staging.kv.put_own(RUNTIME_FAULT_KEY, profile.to_json().encode())
+        staging.books.on_runtime_fault(profile)
         return JSONResponse({"runtime": profile.to_dict()})
 
     async def requests_log(request: Request) -> Response:

@@ -150,4 +150,7 @@ class WorkersModel:
             annotations=dict(annotations or {}),
         )
         self.deployments.insert(0, deployment)
+        books = getattr(self._staging, "books", None)
+        if books is not None:  # None only while the initial history is seeded
+            books.on_deployment(deployment)
         return deployment
