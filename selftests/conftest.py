@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
+import os
+import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -49,3 +52,24 @@ def live(live_server: RunningStaging) -> RunningStaging:
     """A staging on a real socket, reset to its seed before the test."""
     httpx.post(f"{live_server.base_url}/__staging/reset", json={"seed": 1234}, timeout=5).raise_for_status()
     return live_server
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A pytester set up like this repository: the root conftest (options, fixtures) and the
+    strict pytest configuration of pyproject.toml, with ``fixtures`` importable by subprocesses."""
+    pytester.makeconftest((ROOT / "conftest.py").read_text())
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    lines = ["[pytest]", "addopts = " + " ".join(a for a in options["addopts"] if a not in ("-p", "pytester")),
+             "timeout = " + options["timeout"], "xfail_strict = true", "markers ="]
+    lines += [f"    {marker}" for marker in options["markers"]]
+    lines += ["filterwarnings ="] + [f"    {f}" for f in options["filterwarnings"]]
+    pytester.makefile(".ini", pytest="\n".join(lines))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    for name in ("BOOKSTRACK_TARGET", "BOOKSTRACK_TIME_SCALE", "BOOKSTRACK_SEED",
+                 "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    return pytester

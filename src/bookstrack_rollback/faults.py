@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 ENDPOINTS = ("health", "title", "isbn", "advanced", "batch", "*")
@@ -154,3 +154,66 @@ def parse_fault_profile(text: str) -> FaultProfile:
     except json.JSONDecodeError as exc:
         raise FaultProfileError(f"FAULT_PROFILE is not valid JSON: {exc.msg} at position {exc.pos}") from exc
     return profile_from_dict(data)
+
+
+# --- composition (a deployed profile and the runtime flag act at once) -------------------------
+# Searches and the batch endpoint are the "API" endpoints a "*" latency covers; /health is slowed
+# only when named, as a slow upstream never slows a worker's constant health answer.
+API_ENDPOINTS = ("title", "isbn", "advanced", "batch")
+
+
+def effective_latency(profile: FaultProfile, endpoint: str) -> Latency | None:
+    """The latency ``profile`` injects into ``endpoint``: its own entry, else ``"*"`` for API endpoints."""
+    if endpoint in profile.latency:
+        return profile.latency[endpoint]
+    if endpoint in API_ENDPOINTS:
+        return profile.latency.get("*")
+    return None
+
+
+def _independent(a: float, b: float) -> float:
+    """The chance that at least one of two independent failures happens."""
+    return 1.0 - (1.0 - a) * (1.0 - b)
+
+
+def compose_profiles(first: FaultProfile, second: FaultProfile) -> FaultProfile:
+    """One profile acting as ``first`` and ``second`` together (DESIGN.md, Faults).
+
+    Rates combine as independent failures (``first`` drawn first, so the 5xx share is the share
+    of all injected errors that are 500s), booleans OR, latency per endpoint the larger p50 and
+    p95, provider timeouts last the longer, data loss and quirks unite. ``duration_s`` is not
+    carried: each profile's own expiry is applied before composing.
+    """
+    label = " + ".join(text for text in (first.label, second.label) if text)
+    if first.is_healthy:
+        return replace(second, duration_s=None, label=label)
+    if second.is_healthy:
+        return replace(first, duration_s=None, label=label)
+    error_rate = _independent(first.error_rate, second.error_rate)
+    if error_rate > 0.0:
+        injected_5xx = first.error_rate * first.share_5xx + (1.0 - first.error_rate) * second.error_rate * second.share_5xx
+        share_5xx = min(1.0, injected_5xx / error_rate)
+    else:
+        share_5xx = 1.0
+    latency: dict[str, Latency] = {}
+    for endpoint in sorted(set(first.latency) | set(second.latency)):
+        candidates = [lat for lat in (effective_latency(first, endpoint), effective_latency(second, endpoint)) if lat]
+        if endpoint == "*":
+            candidates = [lat for lat in (first.latency.get("*"), second.latency.get("*")) if lat]
+        latency[endpoint] = Latency(max(c.p50_ms for c in candidates), max(c.p95_ms for c in candidates))
+    data_loss = tuple(dict.fromkeys(first.data_loss + second.data_loss))
+    timeouts = [p.provider_timeout_ms for p in (first, second) if p.provider_timeouts > 0.0]
+    return FaultProfile(
+        error_rate=error_rate,
+        share_5xx=share_5xx,
+        outage=first.outage or second.outage,
+        latency=latency,
+        ws_failure_rate=_independent(first.ws_failure_rate, second.ws_failure_rate),
+        cache_off=first.cache_off or second.cache_off,
+        provider_timeouts=_independent(first.provider_timeouts, second.provider_timeouts),
+        provider_timeout_ms=max(timeouts) if timeouts else first.provider_timeout_ms,
+        data_loss=data_loss,
+        quirks=first.quirks | second.quirks,
+        duration_s=None,
+        label=label,
+    )

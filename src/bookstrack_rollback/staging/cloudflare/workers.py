@@ -2,25 +2,40 @@
 
 A version is immutable code + bindings + annotations; a deployment says which version(s) serve, at
 which percentage. A rollback is nothing but a new deployment of an older version. The first
-deployment in ``deployments`` (newest first) is the one serving.
+deployment in ``deployments`` (newest first) is the one serving. This module holds the state and the
+rules (no HTTP): at most two versions per deployment, percentages summing to 100, only the
+``ROLLBACK_WINDOW`` newest versions deployable, and the 10220 refusal when a secret changed.
 
 Interface used by the rest of the staging (keep it stable):
 - ``serving_deployment()`` / ``version_for_request()``: what answers a request now;
+- ``get_version(id)``: a version or None;
 - ``Version.var(name)``: a ``plain_text`` binding's text (e.g. ``FAULT_PROFILE``), or None;
 - ``Version.tag``: its ``workers/tag`` annotation, or None;
-- ``upload(...)`` and ``deploy(...)``: used by the HTTP routes and the admin seed.
+- ``Deployment.created_at``: epoch seconds on the staging clock;
+- ``upload(...)`` and ``deploy(...)``: used by the HTTP routes and the admin seed; ``deploy`` calls
+  ``staging.books.on_deployment(deployment)``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from . import errors
 
 if TYPE_CHECKING:
     from ..state import Staging
 
+ROLLBACK_WINDOW = 10  # "Only the 10 newest versions can be rolled back to" (contract, "Versions")
+MAX_VERSIONS_PER_DEPLOYMENT = 2
+DEFAULT_COMPATIBILITY_DATE = "2025-09-01"
+DEFAULT_AUTHOR = "drill@bookstrack.example"
+SECRET_BINDING = "secret_text"
 
-@dataclass
+
+@dataclass(frozen=True)
 class Version:
     id: str
     number: int
@@ -31,7 +46,11 @@ class Version:
     main_module: str = "index.js"
     modules: dict[str, bytes] = field(default_factory=dict)
     source: str = "wrangler"
-    author_email: str = "drill@bookstrack.example"
+    author_email: str = DEFAULT_AUTHOR
+    author_id: str = ""
+    compatibility_date: str = DEFAULT_COMPATIBILITY_DATE
+    compatibility_flags: tuple[str, ...] = ()
+    handlers: tuple[str, ...] = ("fetch",)
 
     @property
     def tag(self) -> str | None:
@@ -44,22 +63,40 @@ class Version:
                 return text if isinstance(text, str) else None
         return None
 
+    def secrets(self) -> dict[str, str]:
+        """The ``secret_text`` bindings: name -> text."""
+        return {
+            str(b.get("name")): str(b.get("text", ""))
+            for b in self.bindings
+            if b.get("type") == SECRET_BINDING
+        }
 
-@dataclass
+    @property
+    def etag(self) -> str:
+        """A content hash of the code, as ``resources.script.etag`` reports it."""
+        digest = hashlib.sha256(self.main_module.encode())
+        for name in sorted(self.modules):
+            digest.update(b"\0" + name.encode() + b"\0" + self.modules[name])
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
 class Deployment:
     id: str
     created_on: str
     created_at: float
     source: str
-    versions: list[tuple[str, int]]  # (version_id, percentage)
+    versions: list[tuple[str, float]]  # (version_id, percentage)
     annotations: dict[str, str]
     strategy: str = "percentage"
-    author_email: str = "drill@bookstrack.example"
+    author_email: str = DEFAULT_AUTHOR
 
 
 class WorkersModel:
     def __init__(self, staging: "Staging") -> None:
         self._staging = staging
+        self.script = staging.config.worker_name
+        self.author_id = staging.rng.hex_id()
         self.versions: list[Version] = []  # oldest first
         self.deployments: list[Deployment] = []  # newest first
         self._seed_history()
@@ -74,6 +111,7 @@ class WorkersModel:
             version = self.upload(
                 bindings=[],
                 annotations={"workers/tag": tag, "workers/message": message},
+                modules={"index.js": f"// BooksTrack API worker {tag}\n".encode()},
             )
             self.deploy([(version.id, 100)], annotations={"workers/message": message})
 
@@ -83,6 +121,21 @@ class WorkersModel:
             if version.id == version_id:
                 return version
         return None
+
+    def require_version(self, version_id: str) -> Version:
+        version = self.get_version(version_id)
+        if version is None:
+            raise errors.version_not_found(version_id, self.script)
+        return version
+
+    def versions_newest_first(self) -> list[Version]:
+        return sorted(self.versions, key=lambda v: v.number, reverse=True)
+
+    def get_deployment(self, deployment_id: str) -> Deployment:
+        for deployment in self.deployments:
+            if deployment.id == deployment_id:
+                return deployment
+        raise errors.deployment_not_found(deployment_id, self.script)
 
     def serving_deployment(self) -> Deployment:
         return self.deployments[0]
@@ -105,6 +158,20 @@ class WorkersModel:
         assert found is not None
         return found
 
+    def changed_secrets(self, target_ids: list[str]) -> list[str]:
+        """Names of the secrets that differ (added, removed or changed) between the serving version
+        (the serving deployment's largest share) and any of ``target_ids``, sorted."""
+        if not self.deployments:
+            return []
+        serving = self.serving_deployment().versions
+        current_id = max(serving, key=lambda pair: pair[1])[0]
+        current = self.require_version(current_id).secrets()
+        changed: set[str] = set()
+        for target_id in target_ids:
+            target = self.require_version(target_id).secrets()
+            changed.update(name for name in current.keys() | target.keys() if current.get(name) != target.get(name))
+        return sorted(changed)
+
     # --- writes ------------------------------------------------------------------------------
     def upload(
         self,
@@ -114,6 +181,8 @@ class WorkersModel:
         main_module: str = "index.js",
         modules: dict[str, bytes] | None = None,
         source: str = "wrangler",
+        compatibility_date: str = DEFAULT_COMPATIBILITY_DATE,
+        compatibility_flags: tuple[str, ...] = (),
     ) -> Version:
         clock = self._staging.clock
         now = clock.now()
@@ -128,17 +197,51 @@ class WorkersModel:
             main_module=main_module,
             modules=dict(modules or {}),
             source=source,
+            author_id=self.author_id,
+            compatibility_date=compatibility_date,
+            compatibility_flags=tuple(compatibility_flags),
         )
         self.versions.append(version)
         return version
 
+    def validate_traffic(self, versions: list[tuple[str, float]]) -> None:
+        """Refuse a deployment's version list unless it is deployable (see the module docstring)."""
+        if not 1 <= len(versions) <= MAX_VERSIONS_PER_DEPLOYMENT:
+            raise errors.invalid_deployment(
+                f"a deployment has one or two versions, got {len(versions)}"
+            )
+        ids = [version_id for version_id, _ in versions]
+        if len(set(ids)) != len(ids):
+            raise errors.invalid_deployment(f"a version may appear only once, got {ids}")
+        for version_id, percentage in versions:
+            if not (math.isfinite(percentage) and 0 <= percentage <= 100):
+                raise errors.invalid_deployment(
+                    f"percentage of version {version_id!r} must be from 0 to 100, got {percentage}"
+                )
+        total = sum(percentage for _, percentage in versions)
+        if abs(total - 100) > 1e-6:
+            raise errors.invalid_deployment(f"percentages must sum to 100, got {total:g}")
+        newest = len(self.versions)
+        for version_id in ids:
+            version = self.require_version(version_id)
+            if version.number <= newest - ROLLBACK_WINDOW:
+                raise errors.version_too_old(version_id, version.number, newest, ROLLBACK_WINDOW)
+
     def deploy(
         self,
-        versions: list[tuple[str, int]],
+        versions: list[tuple[str, float]],
         *,
         annotations: dict[str, str] | None = None,
         source: str = "api",
+        force: bool = True,
     ) -> Deployment:
+        """Make ``versions`` serve. Refused (state unchanged) unless deployable; without ``force``,
+        also refused with 10220 when a secret differs from the serving version's."""
+        self.validate_traffic(versions)
+        if not force:
+            changed = self.changed_secrets([version_id for version_id, _ in versions])
+            if changed:
+                raise errors.secrets_changed(changed)
         clock = self._staging.clock
         now = clock.now()
         deployment = Deployment(
@@ -146,7 +249,7 @@ class WorkersModel:
             created_on=clock.iso(now),
             created_at=now,
             source=source,
-            versions=list(versions),
+            versions=[(version_id, _plain_number(percentage)) for version_id, percentage in versions],
             annotations=dict(annotations or {}),
         )
         self.deployments.insert(0, deployment)
@@ -154,3 +257,16 @@ class WorkersModel:
         if books is not None:  # None only while the initial history is seeded
             books.on_deployment(deployment)
         return deployment
+
+    def delete_deployment(self, deployment_id: str) -> Deployment:
+        """Forget an old deployment; the serving one cannot be deleted."""
+        deployment = self.get_deployment(deployment_id)
+        if deployment is self.serving_deployment():
+            raise errors.active_deployment(deployment_id)
+        self.deployments.remove(deployment)
+        return deployment
+
+
+def _plain_number(value: float) -> float:
+    """100.0 -> 100, so JSON shows percentages as the clients write them."""
+    return int(value) if float(value).is_integer() else float(value)

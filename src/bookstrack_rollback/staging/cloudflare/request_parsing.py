@@ -1,0 +1,107 @@
+"""Reading Cloudflare API requests: capped bodies, JSON whatever the Content-Type, paging, flags.
+
+Every failure here is a :class:`CloudflareError` from :mod:`.errors`, raised before any state changes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence, TypeVar
+
+from starlette.requests import Request
+
+from . import errors
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_PER_PAGE = 100
+MAX_PER_PAGE = 1000
+
+T = TypeVar("T")
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise errors.body_too_large(limit, int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.body_too_large(limit, None)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes, what: str) -> Any:
+    """JSON from ``raw`` whatever the Content-Type said (wrangler posts tails as text/plain)."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise errors.invalid_request(f"the {what} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+    except json.JSONDecodeError as exc:
+        raise errors.invalid_request(f"the {what} is not valid JSON: {exc.msg} at position {exc.pos}") from exc
+
+
+async def json_object(request: Request, what: str, *, empty_ok: bool = False) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is ``{}`` when ``empty_ok`` (the SDK's tail.create)."""
+    raw = await read_body(request)
+    if not raw.strip():
+        if empty_ok:
+            return {}
+        raise errors.invalid_request(f"the {what} is empty; expected a JSON object")
+    data = parse_json(raw, what)
+    if not isinstance(data, dict):
+        raise errors.invalid_request(f"the {what} must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _positive_int(request: Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise errors.invalid_request(f"query parameter {name} must be an integer from 1 to {maximum}, got {raw!r}")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class Page:
+    """``?page=&per_page=`` as the v4 API pages lists (the SDK asks for page 2, 3, ... until one is empty)."""
+
+    page: int
+    per_page: int
+
+    @classmethod
+    def of(cls, request: Request, default_per_page: int = DEFAULT_PER_PAGE) -> "Page":
+        return cls(
+            page=_positive_int(request, "page", 1, 1_000_000),
+            per_page=_positive_int(request, "per_page", default_per_page, MAX_PER_PAGE),
+        )
+
+    def slice(self, items: Sequence[T]) -> tuple[list[T], dict[str, int]]:
+        """The items of this page (empty past the end) and the ``result_info`` describing it."""
+        start = (self.page - 1) * self.per_page
+        chosen = list(items[start : start + self.per_page])
+        total = len(items)
+        info = {
+            "page": self.page,
+            "per_page": self.per_page,
+            "count": len(chosen),
+            "total_count": total,
+            "total_pages": max(1, -(-total // self.per_page)),
+        }
+        return chosen, info
+
+
+def flag(request: Request, name: str) -> bool:
+    """A boolean query flag: ``?force=true`` (case-insensitive); anything else is false."""
+    return request.query_params.get(name, "").strip().lower() == "true"
+
+
+def client_source(request: Request) -> str:
+    """Where a change came from, as the API records it: ``wrangler`` for wrangler, ``api`` otherwise."""
+    agent = request.headers.get("user-agent", "").lower()
+    return "wrangler" if agent.startswith("wrangler") else "api"
