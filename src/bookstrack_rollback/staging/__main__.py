@@ -29,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="delay before a data point shows in Analytics Engine SQL (default 0)")
     parser.add_argument("--health-shape", choices=("version", "constant"), default="version",
                         help="/health reports the serving version's tag, or production's constant 1.0.0")
+    parser.add_argument("--no-telemetry", action="store_true",
+                        help="write no Analytics Engine data points or tail events (only to measure their cost)")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     return parser.parse_args(argv)
 
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --port must be 0..65535, got {args.port}", file=sys.stderr)
         return 2
     config = StagingConfig(
-        seed=args.seed, token=args.token, ingestion_lag_s=args.ingestion_lag, health_shape=args.health_shape
+        seed=args.seed, token=args.token, ingestion_lag_s=args.ingestion_lag, health_shape=args.health_shape,
+        telemetry=not args.no_telemetry,
     )
     try:
         sock = bind_socket("127.0.0.1", args.port)

@@ -37,6 +37,8 @@ class StagingConfig:
     # /health: "version" reports the serving version's workers/tag; "constant" answers like production
     health_shape: str = "version"
     catalogue_size: int = 500
+    # Analytics Engine data points and tail events per request; off only to measure their cost
+    telemetry: bool = True
     # Cloudflare API rate limit: 1200 requests per 5 minutes per user (contract/cloudflare-api.md)
     api_rate_limit: int = 1200
     api_rate_window_s: float = 300.0
