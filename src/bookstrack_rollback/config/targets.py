@@ -51,6 +51,11 @@ class Target:
     time_scale: float
     embedded: bool
     source: str
+    # what verification needs to know about this target
+    known_stable: str | None = None  # tag or version id of the last known stable version (a baseline)
+    canaries: tuple[tuple[str, str], ...] = ()  # KV keys and the values they must keep
+    request_ws_token: bool = False  # may verify create an enrichment job to get a socket token?
+    analytics_lag_s: float = 30.0  # how long a data point takes to show in Analytics Engine SQL
 
     @property
     def has_cloudflare(self) -> bool:
@@ -131,7 +136,33 @@ def load_targets(path: str | Path | None = None) -> tuple[dict[str, dict[str, An
 
 
 _ENTRY_KEYS = {"base_url", "cloudflare_api_url", "worker", "environment", "kv_namespace_id",
-               "datasets", "time_scale", "account_id"}
+               "datasets", "time_scale", "account_id", "known_stable", "canaries", "request_ws_token",
+               "analytics_lag_s"}
+_EMBEDDED_KEYS = {"time_scale", "known_stable", "canaries", "request_ws_token", "analytics_lag_s"}
+
+
+def _verification_values(entry: dict[str, Any], where: str) -> dict[str, Any]:
+    """The optional keys that say what verification needs to know about a target."""
+    values: dict[str, Any] = {}
+    if "known_stable" in entry:
+        if not isinstance(entry["known_stable"], str) or not entry["known_stable"]:
+            raise ConfigError(f"{where}: known_stable must be a version tag or id, got {entry['known_stable']!r}")
+        values["known_stable"] = entry["known_stable"]
+    if "canaries" in entry:
+        canaries = entry["canaries"]
+        if not isinstance(canaries, dict) or not all(isinstance(v, str) for v in canaries.values()):
+            raise ConfigError(f"{where}: canaries must be a table of KV key = expected value (strings)")
+        values["canaries"] = tuple(sorted(canaries.items()))
+    if "request_ws_token" in entry:
+        if not isinstance(entry["request_ws_token"], bool):
+            raise ConfigError(f"{where}: request_ws_token must be true or false")
+        values["request_ws_token"] = entry["request_ws_token"]
+    if "analytics_lag_s" in entry:
+        lag = entry["analytics_lag_s"]
+        if isinstance(lag, bool) or not isinstance(lag, (int, float)) or not 0 <= lag <= 600:
+            raise ConfigError(f"{where}: analytics_lag_s must be 0 to 600 seconds, got {lag!r}")
+        values["analytics_lag_s"] = float(lag)
+    return values
 
 
 def _from_entry(name: str, entry: dict[str, Any], source: str) -> Target:
@@ -163,6 +194,7 @@ def _from_entry(name: str, entry: dict[str, Any], source: str) -> Target:
         time_scale=_check_scale(entry.get("time_scale", 1.0), "time_scale", where),
         embedded=False,
         source=where,
+        **_verification_values(entry, where),
     )
 
 
@@ -186,10 +218,15 @@ def resolve_target(
             name=EMBEDDED, environment="staging", base_url=None, cloudflare_api_url=None,
             account_id=None, worker=None, token=Secret(""), kv_namespace_id=None,
             datasets=Datasets(), time_scale=DEFAULT_TIME_SCALE_EMBEDDED, embedded=True,
-            source="the embedded staging, started by the suite",
+            source="the embedded staging, started by the suite", request_ws_token=True, analytics_lag_s=0.0,
         )
-        if EMBEDDED in entries and "time_scale" in entries[EMBEDDED]:
-            target = target.bound(time_scale=_check_scale(entries[EMBEDDED]["time_scale"], "time_scale", source))
+        entry = entries.get(EMBEDDED, {})
+        unknown = sorted(set(entry) - _EMBEDDED_KEYS)
+        if unknown:
+            raise ConfigError(f"{source} [targets.embedded]: unknown key(s) {unknown}; expected {sorted(_EMBEDDED_KEYS)}")
+        if "time_scale" in entry:
+            target = target.bound(time_scale=_check_scale(entry["time_scale"], "time_scale", source))
+        target = target.bound(**_verification_values(entry, f"{source} [targets.embedded]"))
     elif spec in entries:
         target = _from_entry(spec, entries[spec], source)
     elif spec.startswith(("http://", "https://")):

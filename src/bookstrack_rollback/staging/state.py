@@ -19,6 +19,11 @@ DEFAULT_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 DEFAULT_WORKER = "api-worker-staging"
 DEFAULT_KV_NAMESPACE = "bookstrack-staging-kv"
 RUNTIME_FAULT_KEY = "__staging/runtime-fault-profile"
+# The worker's own data that a rollback must not lose: read back by verification ("canaries").
+CANARY_RECORDS = {
+    "canary/library/1": '{"isbn":"9780743273565","title":"The Great Gatsby","shelf":"read"}',
+    "canary/library/2": '{"isbn":"9780141439518","title":"Pride and Prejudice","shelf":"to-read"}',
+}
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,8 @@ class Staging:
         self.request_log = RequestLog()
         self.api_limiter = ApiRateLimiter(self)
         self.kv = KVStore(self)
+        for key, value in CANARY_RECORDS.items():
+            self.kv.put_own(key, value.encode())
         self.analytics = AnalyticsStore(self)
         self.tails = TailHub(self)
         self.workers = WorkersModel(self)
