@@ -157,6 +157,9 @@ class Staging:
         old_analytics = getattr(self, "analytics", None)
         if old_analytics is not None:
             old_analytics.close()
+        old_books = getattr(self, "books", None)
+        if old_books is not None:
+            old_books.close()  # cancel running enrichment jobs
         old_tails = getattr(self, "tails", None)
         if old_tails is not None:
             old_tails.close_all()

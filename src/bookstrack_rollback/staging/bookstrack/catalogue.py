@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from faker import Faker
@@ -156,35 +157,10 @@ class Catalogue:
 
     @classmethod
     def generate(cls, size: int, seed: int) -> "Catalogue":
-        fake = Faker("en_US")
-        fake.seed_instance(seed)
-        fake.add_provider(BookTitleProvider)
+        """The known records plus ``size`` books drawn with Faker from ``seed`` (same seed, same books)."""
         catalogue = cls()
-        for book in KNOWN_BOOKS:
+        for book in _generated_books(size, seed):
             catalogue.add(book)
-        while len(catalogue.books) < size + len(KNOWN_BOOKS):
-            isbn = fake.isbn13(separator="")
-            if isbn in catalogue.by_isbn:
-                continue
-            year = fake.random_int(1850, 2025)
-            gender = fake.random_element(("Male", "Female", "Unknown"))
-            author = fake.name_male() if gender == "Male" else fake.name_female() if gender == "Female" else fake.name()
-            title = fake.book_title() if fake.random_int(0, 1) else fake.sentence(nb_words=3).rstrip(".").title()
-            provider = fake.random_choices(PROVIDERS, weights=PROVIDER_WEIGHTS, length=1)[0]
-            catalogue.add(Book(
-                title=title,
-                author=author,
-                author_gender=gender,
-                isbn13=isbn,
-                publisher=fake.company(),
-                publication_year=year,
-                page_count=fake.random_int(80, 900),
-                format=fake.random_element(FORMATS),
-                subjects=tuple(fake.random_elements(SUBJECTS, length=2, unique=True)),
-                provider=provider,
-                volume_id=fake.pystr(min_chars=12, max_chars=12),
-                work_id=f"OL{fake.random_int(10_000, 30_000_000)}W",
-            ))
         return catalogue
 
     def add(self, book: Book) -> None:
@@ -210,6 +186,39 @@ class Catalogue:
         # an exact title first, then shorter titles (closer matches), then by title
         hits.sort(key=lambda b: (_fold(b.title) != wanted_title, len(b.title), b.title))
         return hits[:MAX_RESULTS]
+
+
+@lru_cache(maxsize=8)
+def _generated_books(size: int, seed: int) -> tuple[Book, ...]:
+    """Drawn once per (size, seed) per process: the records are immutable, so catalogues share them."""
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    fake.add_provider(BookTitleProvider)
+    books: dict[str, Book] = {book.isbn13: book for book in KNOWN_BOOKS}
+    while len(books) < size + len(KNOWN_BOOKS):
+        isbn = fake.isbn13(separator="")
+        if isbn in books:
+            continue
+        year = fake.random_int(1850, 2025)
+        gender = fake.random_element(("Male", "Female", "Unknown"))
+        author = fake.name_male() if gender == "Male" else fake.name_female() if gender == "Female" else fake.name()
+        title = fake.book_title() if fake.random_int(0, 1) else fake.sentence(nb_words=3).rstrip(".").title()
+        provider = fake.random.choices(PROVIDERS, weights=PROVIDER_WEIGHTS)[0]
+        books[isbn] = Book(
+            title=title,
+            author=author,
+            author_gender=gender,
+            isbn13=isbn,
+            publisher=fake.company(),
+            publication_year=year,
+            page_count=fake.random_int(80, 900),
+            format=fake.random_element(FORMATS),
+            subjects=tuple(fake.random_elements(SUBJECTS, length=2, unique=True)),
+            provider=provider,
+            volume_id=fake.pystr(min_chars=12, max_chars=12),
+            work_id=f"OL{fake.random_int(10_000, 30_000_000)}W",
+        )
+    return tuple(books.values())
 
 
 def _fold(text: str) -> str:

@@ -30,7 +30,7 @@ class CloudflareError(Exception):
         self.headers = headers or {}
 
 
-def ok(result: Any, *, result_info: dict[str, int] | None = None, status: int = 200) -> JSONResponse:
+def ok(result: Any, *, result_info: dict[str, Any] | None = None, status: int = 200) -> JSONResponse:
     body: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": result}
     if result_info is not None:
         body["result_info"] = result_info

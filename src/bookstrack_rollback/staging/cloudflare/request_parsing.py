@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Sequence, TypeVar
+from typing import Any, AsyncGenerator, Callable, Sequence, TypeVar
 
+from starlette.datastructures import Headers, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from . import errors
+from .envelope import CloudflareError
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_PER_PAGE = 100
@@ -56,6 +59,35 @@ async def json_object(request: Request, what: str, *, empty_ok: bool = False) ->
     if not isinstance(data, dict):
         raise errors.invalid_request(f"the {what} must be a JSON object, got {type(data).__name__}")
     return data
+
+
+async def parse_multipart(
+    content_type: str, body: bytes, error: Callable[[str], CloudflareError] = errors.invalid_request
+) -> dict[str, bytes]:
+    """The parts of a multipart/form-data ``body`` already read (and capped): name -> bytes."""
+    if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type.lower():
+        raise error(f"expected a multipart/form-data body with a boundary, got Content-Type {content_type or 'none'!r}")
+
+    async def stream() -> AsyncGenerator[bytes, None]:
+        yield body
+        yield b""
+
+    headers = Headers(raw=[(b"content-type", content_type.encode("latin-1"))])
+    parser = MultiPartParser(headers, stream(), max_part_size=len(body) + 1)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise error(f"the multipart body cannot be parsed: {exc.message}") from exc
+    except ValueError as exc:  # python-multipart's own parse errors
+        raise error(f"the multipart body cannot be parsed: {exc}") from exc
+    parts: dict[str, bytes] = {}
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            parts[name] = await value.read()
+            await value.close()
+        else:
+            parts[name] = value.encode("utf-8")
+    return parts
 
 
 def _positive_int(request: Request, name: str, default: int, maximum: int) -> int:

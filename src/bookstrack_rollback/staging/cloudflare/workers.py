@@ -102,18 +102,21 @@ class WorkersModel:
         self._seed_history()
 
     def _seed_history(self) -> None:
-        """A short, plausible history: three stable releases, the newest serving."""
-        for tag, message in (
-            ("1.7.0", "Stable release"),
-            ("1.8.0", "Hotfix cache issue"),
-            ("1.9.0", "Stable release 1.9.0"),
+        """A short, plausible history: three stable releases days apart, the newest serving."""
+        now = self._staging.clock.now()
+        for days_ago, tag, message in (
+            (14, "1.7.0", "Stable release"),
+            (7, "1.8.0", "Hotfix cache issue"),
+            (2, "1.9.0", "Stable release 1.9.0"),
         ):
+            uploaded = now - days_ago * 86400.0
             version = self.upload(
                 bindings=[],
                 annotations={"workers/tag": tag, "workers/message": message},
                 modules={"index.js": f"// BooksTrack API worker {tag}\n".encode()},
+                at=uploaded,
             )
-            self.deploy([(version.id, 100)], annotations={"workers/message": message})
+            self.deploy([(version.id, 100)], annotations={"workers/message": message}, at=uploaded + 600.0)
 
     # --- reads -------------------------------------------------------------------------------
     def get_version(self, version_id: str) -> Version | None:
@@ -128,8 +131,10 @@ class WorkersModel:
             raise errors.version_not_found(version_id, self.script)
         return version
 
-    def versions_newest_first(self) -> list[Version]:
-        return sorted(self.versions, key=lambda v: v.number, reverse=True)
+    def versions_newest_first(self, *, deployable_only: bool = False) -> list[Version]:
+        """All versions, newest first; ``deployable_only`` keeps the ``ROLLBACK_WINDOW`` newest."""
+        newest = sorted(self.versions, key=lambda v: v.number, reverse=True)
+        return newest[:ROLLBACK_WINDOW] if deployable_only else newest
 
     def get_deployment(self, deployment_id: str) -> Deployment:
         for deployment in self.deployments:
@@ -159,17 +164,20 @@ class WorkersModel:
         return found
 
     def changed_secrets(self, target_ids: list[str]) -> list[str]:
-        """Names of the secrets that differ (added, removed or changed) between the serving version
-        (the serving deployment's largest share) and any of ``target_ids``, sorted."""
+        """Names of the secrets (added, removed or changed) that differ between the serving version
+        (the serving deployment's largest share) and any *older* target: a rollback would bring
+        back stale secrets. Deploying a newer version is how secrets change, so it is never refused."""
         if not self.deployments:
             return []
         serving = self.serving_deployment().versions
-        current_id = max(serving, key=lambda pair: pair[1])[0]
-        current = self.require_version(current_id).secrets()
+        current = self.require_version(max(serving, key=lambda pair: pair[1])[0])
         changed: set[str] = set()
         for target_id in target_ids:
-            target = self.require_version(target_id).secrets()
-            changed.update(name for name in current.keys() | target.keys() if current.get(name) != target.get(name))
+            target = self.require_version(target_id)
+            if target.number >= current.number:
+                continue
+            old, new = target.secrets(), current.secrets()
+            changed.update(name for name in old.keys() | new.keys() if old.get(name) != new.get(name))
         return sorted(changed)
 
     # --- writes ------------------------------------------------------------------------------
@@ -183,9 +191,11 @@ class WorkersModel:
         source: str = "wrangler",
         compatibility_date: str = DEFAULT_COMPATIBILITY_DATE,
         compatibility_flags: tuple[str, ...] = (),
+        at: float | None = None,
     ) -> Version:
+        """Add a version (not deployed). ``at`` backdates it (the seeded history); default now."""
         clock = self._staging.clock
-        now = clock.now()
+        now = clock.now() if at is None else at
         annotations = {"workers/triggered_by": "upload", **annotations}
         version = Version(
             id=self._staging.rng.uuid4(),
@@ -234,16 +244,18 @@ class WorkersModel:
         annotations: dict[str, str] | None = None,
         source: str = "api",
         force: bool = True,
+        at: float | None = None,
     ) -> Deployment:
         """Make ``versions`` serve. Refused (state unchanged) unless deployable; without ``force``,
-        also refused with 10220 when a secret differs from the serving version's."""
+        also refused with 10220 when a secret differs from the serving version's. ``at`` backdates
+        it (the seeded history); default now."""
         self.validate_traffic(versions)
         if not force:
             changed = self.changed_secrets([version_id for version_id, _ in versions])
             if changed:
                 raise errors.secrets_changed(changed)
         clock = self._staging.clock
-        now = clock.now()
+        now = clock.now() if at is None else at
         deployment = Deployment(
             id=self._staging.rng.uuid4(),
             created_on=clock.iso(now),

@@ -1,0 +1,385 @@
+"""The verification checks: evidence in, one verdict with one sentence out (no I/O here).
+
+Each check follows a runbook step (ROLLBACK_PROCEDURE.md, "Verification Steps") and corrects it where
+REALITY.md shows the step would pass a broken service or fail a healthy one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import Runbook
+from ..stats import Judgement, Rate, judge_above, judge_below, percent, quantile
+from ..verdicts import CheckResult, checker_error, failed, inconclusive, passed
+
+__all__ = ["CheckResult", "inconclusive"]
+from .evidence import Evidence
+from .plan import Endpoint
+
+QUIRK_DOUBLE1 = "double1_500"
+QUIRK_BLOB3 = "blob3_always_miss"
+QUIRK_TEXT = {
+    QUIRK_DOUBLE1: "books_api_performance.double1 reads 500 for requests the probes saw succeed "
+                   "(REALITY.md: production's try/finally bug)",
+    QUIRK_BLOB3: "books_api_performance.blob3 reads MISS for answers the probes saw cached "
+                 "(REALITY.md: production never writes HIT)",
+}
+
+
+def _window(evidence: Evidence) -> str:
+    seconds = evidence.plan.window_s
+    minutes = seconds / 60 / evidence.target.time_scale
+    return f"the last {seconds:.0f}s ({minutes:g} runbook minutes)" if evidence.target.time_scale != 1 else \
+        f"the last {minutes:g}m"
+
+
+# --- signal sanity (decides whether analytics may be trusted) --------------------------------------
+
+@dataclass(frozen=True)
+class Sanity:
+    quirks: tuple[str, ...]
+    notes: tuple[str, ...]
+    lagging: bool  # analytics saw too few of the probes' requests yet
+
+    @property
+    def errors_trustworthy(self) -> bool:
+        return not self.lagging and QUIRK_DOUBLE1 not in self.quirks and "error-rate" not in self.notes_kinds
+
+    @property
+    def cache_trustworthy(self) -> bool:
+        return not self.lagging and QUIRK_BLOB3 not in self.quirks and "cache" not in self.notes_kinds
+
+    @property
+    def notes_kinds(self) -> set[str]:
+        return {note.split(":", 1)[0] for note in self.notes}
+
+
+def _disagree(a: Rate, b: Rate, confidence: float, margin: float = 0.10) -> bool:
+    """Two rates disagree beyond noise: their intervals do not overlap and they differ by > margin."""
+    if a.total == 0 or b.total == 0:
+        return False
+    (a_low, a_high), (b_low, b_high) = a.interval(confidence), b.interval(confidence)
+    apart = a_high < b_low or b_high < a_low
+    return apart and abs(a.value - b.value) > margin
+
+
+def sanity(evidence: Evidence) -> Sanity:
+    analytics, samples, conf = evidence.analytics, evidence.samples, evidence.plan.confidence
+    if analytics is None or not samples:
+        return Sanity((), (), lagging=False)
+    lagging = analytics.requests < 0.5 * len(samples)
+    probe_errors = Rate(sum(s.is_error for s in samples), len(samples))
+    probe_5xx = Rate(sum(s.is_server_error for s in samples), len(samples))
+    probe_hits = Rate(sum(bool(s.cached) for s in samples), len(samples))
+    seen_errors = Rate(min(analytics.errors, analytics.requests), analytics.requests)
+    seen_5xx = Rate(min(analytics.server_errors, analytics.requests), analytics.requests)
+    seen_hits = Rate(min(analytics.hits, analytics.requests), analytics.requests)
+    quirks: list[str] = []
+    notes: list[str] = []
+    if not lagging and _disagree(seen_5xx, probe_5xx, conf):
+        if seen_5xx.value >= 0.9 and probe_5xx.value < 0.1:
+            quirks.append(QUIRK_DOUBLE1)
+        notes.append(f"error-rate: analytics reads {seen_5xx.describe('5xx rate')} while the probes saw "
+                     f"{probe_5xx.describe('5xx rate')}")
+    elif not lagging and _disagree(seen_errors, probe_errors, conf):
+        notes.append(f"error-rate: analytics reads {seen_errors.describe('error rate')} while the probes saw "
+                     f"{probe_errors.describe('error rate')}")
+    if not lagging and _disagree(seen_hits, probe_hits, conf):
+        if seen_hits.events == 0 and probe_hits.value >= 0.3:
+            quirks.append(QUIRK_BLOB3)
+        notes.append(f"cache: analytics reads {seen_hits.describe('cache hit rate')} while the probes saw "
+                     f"{probe_hits.describe('cache hit rate', 'answers')}")
+    return Sanity(tuple(quirks), tuple(notes), lagging)
+
+
+def check_signal_sanity(evidence: Evidence) -> CheckResult:
+    name = "signal sanity"
+    if evidence.analytics is None:
+        return checker_error(name, f"Analytics Engine could not be read: {evidence.analytics_error}.",
+                             "fix the Cloudflare API access, then run again")
+    found = sanity(evidence)
+    if found.lagging:
+        return inconclusive(name, f"Analytics Engine shows {evidence.analytics.requests} data points for the "
+                            f"{len(evidence.samples)} requests the probes made in {_window(evidence)}: it has not "
+                            "ingested them yet, and an empty window is not a healthy one.",
+                            "raise analytics_lag_s for this target and run again")
+    if found.notes:
+        named = "; ".join(QUIRK_TEXT[q] for q in found.quirks) or "no known quirk matches"
+        return inconclusive(name, "telemetry disagrees with what the probes saw beyond noise: "
+                            + "; ".join(n.split(": ", 1)[1] for n in found.notes) + f". Known quirk: {named}.",
+                            "judge this service by the probe-based checks; fix the telemetry writer", found.quirks,
+                            quirks=list(found.quirks))
+    return passed(name, f"Analytics Engine agrees with the probes within noise over {_window(evidence)} "
+                  f"({evidence.analytics.requests} data points, {len(evidence.samples)} probes).")
+
+
+# --- 1. health and version identity ----------------------------------------------------------------
+
+def check_health(evidence: Evidence) -> CheckResult:
+    name = "health check"
+    samples = evidence.samples_for("health")
+    if not samples:
+        return inconclusive(name, "no /health probe was made.", "raise the probe rate or the window")
+    bad = [s for s in samples if s.is_error]
+    if bad:
+        kinds = sorted({s.detail or s.outcome for s in bad})
+        return failed(name, f"{len(bad)} of {len(samples)} /health probes failed in {_window(evidence)} "
+                      f"({'; '.join(kinds[:3])}); the runbook expects 200 with status \"ok\".",
+                      "the rollback did not restore service: escalate (Recovery Plan)",
+                      failures=len(bad), probes=len(samples))
+    shapes = sorted({s.detail for s in samples})[:1]
+    return passed(name, f"all {len(samples)} /health probes answered 200 with status \"ok\" ({shapes[0]}).",
+                  probes=len(samples))
+
+
+def _matches(expected: str, version_id: str, tag: str | None) -> bool:
+    return expected == version_id or (tag is not None and expected == tag)
+
+
+def check_version_identity(evidence: Evidence) -> CheckResult:
+    name = "version identity"
+    plan = evidence.plan
+    if evidence.serving is None or evidence.serving_version is None:
+        return checker_error(name, f"the serving version could not be read from the deployments API: "
+                             f"{evidence.deployments_error}.", "fix the Cloudflare API access, then run again")
+    version = evidence.serving_version
+    split = len(evidence.serving.versions) > 1
+    note = ""
+    health = [s.detail for s in evidence.samples_for("health") if not s.is_error]
+    if health and "'1.0.0'" in health[0]:
+        note = " (/health reports production's constant 1.0.0, which identifies nothing)"
+    if plan.expected_version is None:
+        return inconclusive(name, f"version {version.label} is serving{note}, but no rollback target is known.",
+                            "pass --expect-version ID|TAG, or set known_stable for this target",
+                            serving=version.label)
+    if split:
+        shares = ", ".join(f"{v} at {p}%" for v, p in evidence.serving.versions)
+        return failed(name, f"traffic is split ({shares}); a rollback puts one version at 100%.",
+                      "deploy the rollback target at 100%", serving=shares)
+    if not _matches(plan.expected_version, version.id, version.tag):
+        return failed(name, f"version {version.label} is serving, not the expected rollback target "
+                      f"{plan.expected_version} (from {plan.expected_from}){note}.",
+                      "the rollback did not take: check `wrangler deployments list` and roll back again",
+                      serving=version.label, expected=plan.expected_version)
+    return passed(name, f"version {version.label} is serving at 100%, the expected rollback target "
+                  f"(from {plan.expected_from}){note}.", serving=version.label, expected=plan.expected_version)
+
+
+# --- 2. error rate -----------------------------------------------------------------------------------
+
+def _judge_rate(name: str, rate: Rate, what: str, threshold: float, evidence: Evidence, unit: str = "requests",
+                next_fail: str = "") -> CheckResult:
+    plan = evidence.plan
+    text = rate.describe(what, unit, plan.confidence)
+    where = f"in {_window(evidence)}"
+    measurements = {"measured": rate.value, "samples": rate.total, "threshold": threshold,
+                    "window_s": plan.window_s}
+    if rate.total < plan.min_samples:
+        return inconclusive(name, f"{text} {where}: fewer than the {plan.min_samples} samples needed to judge "
+                            f"against the {percent(threshold)} threshold.",
+                            "raise the probe rate or the time scale, then run again", **measurements)
+    low, high = rate.interval(plan.confidence)
+    verdict = judge_below(low, high, threshold)
+    if verdict is Judgement.WITHIN:
+        return passed(name, f"{text} {where} is below the {percent(threshold)} threshold.", **measurements)
+    if verdict is Judgement.BREACH:
+        return failed(name, f"{text} {where} exceeds the {percent(threshold)} threshold.",
+                      next_fail or "the issue persists after the rollback: it may not be deployment-related",
+                      **measurements)
+    return inconclusive(name, f"{text} {where} cannot be told apart from the {percent(threshold)} threshold.",
+                        "run again with a longer window (--time-scale) for more samples", **measurements)
+
+
+def check_error_rate(evidence: Evidence, source: str, server_only: bool, runbook: Runbook) -> CheckResult:
+    kind = "5xx rate" if server_only else "error rate"
+    name = f"{kind} ({source})"
+    threshold = runbook.verification.error_rate_below
+    if source == "probes":
+        samples = evidence.samples
+        events = sum(s.is_server_error if server_only else s.is_error for s in samples)
+        return _judge_rate(name, Rate(events, len(samples)), kind, threshold, evidence)
+    analytics = evidence.analytics
+    if analytics is None:
+        return checker_error(name, f"Analytics Engine could not be read: {evidence.analytics_error}.",
+                             "fix the Cloudflare API access, or rely on the probe-based check")
+    found = sanity(evidence)
+    events = analytics.server_errors if server_only else analytics.errors
+    rate = Rate(min(events, analytics.requests), analytics.requests)
+    if found.lagging:
+        return inconclusive(name, f"Analytics Engine holds {analytics.requests} data points for the "
+                            f"{len(evidence.samples)} probe requests: not ingested yet.",
+                            "raise analytics_lag_s for this target and run again")
+    if not found.errors_trustworthy:
+        named = "; ".join(QUIRK_TEXT[q] for q in found.quirks if q == QUIRK_DOUBLE1) or "telemetry disagrees with the probes"
+        return inconclusive(name, f"{rate.describe(kind)} is not trustworthy: {named}.",
+                            "judge the error rate by the probes; fix the telemetry writer",
+                            found.quirks, measured=rate.value, samples=rate.total)
+    return _judge_rate(name, rate, kind, threshold, evidence)
+
+
+# --- 3. response time ----------------------------------------------------------------------------
+
+def check_response_time(evidence: Evidence, endpoint: Endpoint, runbook: Runbook) -> CheckResult:
+    name = f"response time P95 [{endpoint.key}]"
+    plan = evidence.plan
+    threshold_ms = runbook.verification.p95_below_s * 1000
+    samples = evidence.samples_for(endpoint.key)
+    answered = [s for s in samples if not s.is_error]
+    latencies = [s.latency_ms for s in answered]
+    estimate = quantile(latencies, 0.95, plan.confidence)
+    cold = quantile([s.latency_ms for s in answered if s.cached is False] or [0.0], 0.95)
+    warm = quantile([s.latency_ms for s in answered if s.cached], 0.95) if any(s.cached for s in answered) else None
+    measurements = {"endpoint": endpoint.key, "measured_ms": estimate.value, "samples": estimate.count,
+                    "threshold_ms": threshold_ms, "window_s": plan.window_s,
+                    "cold_p95_ms": cold.value if any(s.cached is False for s in answered) else None,
+                    "warm_p95_ms": warm.value if warm else None}
+    split = ""
+    if measurements["cold_p95_ms"] is not None or warm:
+        parts = []
+        if measurements["cold_p95_ms"] is not None:
+            parts.append(f"cold {cold.value:.0f} ms")
+        if warm:
+            parts.append(f"warm {warm.value:.0f} ms")
+        split = f" ({', '.join(parts)})"
+    text = estimate.describe(f"P95 of {endpoint.key}", "answers", plan.confidence) + split
+    if len(answered) < plan.min_samples:
+        return inconclusive(name, f"only {len(answered)} of {len(samples)} probes of {endpoint.key} were answered "
+                            f"successfully in {_window(evidence)}: too few to judge a P95 against "
+                            f"{threshold_ms:.0f} ms.", "fix the errors first (see the error-rate checks)",
+                            **measurements)
+    verdict = judge_below(estimate.low, estimate.high, threshold_ms)
+    if verdict is Judgement.WITHIN:
+        return passed(name, f"{text} in {_window(evidence)} is under the {threshold_ms:.0f} ms threshold.",
+                      **measurements)
+    if verdict is Judgement.BREACH:
+        return failed(name, f"{text} in {_window(evidence)} exceeds the {threshold_ms:.0f} ms threshold.",
+                      "still slow after the rollback: may be an external API issue (runbook step 3)",
+                      **measurements)
+    return inconclusive(name, f"{text} in {_window(evidence)} cannot be told apart from the "
+                        f"{threshold_ms:.0f} ms threshold.", "run again with a longer window for more samples",
+                        **measurements)
+
+
+def check_known_records(evidence: Evidence) -> CheckResult:
+    """The runbook's critical queries must find their records (a provider outage answers 200, empty)."""
+    name = "known records found"
+    known = [s for s in evidence.samples if s.label in {e.key for e in evidence.plan.endpoints if e.known_good}]
+    answered = [s for s in known if not s.is_error]
+    if len(answered) < evidence.plan.min_samples:
+        return inconclusive(name, f"only {len(answered)} answered searches for the known records.",
+                            "fix the errors first (see the error-rate checks)")
+    empty = Rate(sum(1 for s in answered if not s.results or s.provider == "none"), len(answered))
+    text = empty.describe("share of empty answers", "searches for hamlet and 9780743273565", evidence.plan.confidence)
+    verdict = judge_below(*empty.interval(evidence.plan.confidence), 0.05)
+    if verdict is Judgement.BREACH:
+        return failed(name, f"{text} in {_window(evidence)}: upstream providers are failing (provider \"none\", "
+                      "empty lists, as production answers a provider timeout).",
+                      "check the providers (Google Books, OpenLibrary, ISBNdb); a rollback will not fix them",
+                      measured=empty.value, samples=empty.total)
+    if verdict is Judgement.UNSURE:
+        return inconclusive(name, f"{text} in {_window(evidence)} is too close to 5% to tell.",
+                            "run again with a longer window")
+    return passed(name, f"{text} in {_window(evidence)}: the runbook's critical queries find their records.",
+                  measured=empty.value, samples=empty.total)
+
+
+# --- 4. WebSocket --------------------------------------------------------------------------------
+
+def check_websocket(evidence: Evidence) -> CheckResult:
+    name = "websocket connectivity"
+    if evidence.ws_error:
+        return checker_error(name, f"no progress-socket token could be obtained: {evidence.ws_error}.",
+                             "wait for the batch rate limit (10 per minute) or set BOOKSTRACK_WS_JOB/BOOKSTRACK_WS_TOKEN")
+    if not evidence.ws_runs:
+        return inconclusive(name, "no progress-socket token is configured, and creating an enrichment job is not "
+                            "allowed for this target (request_ws_token = false).",
+                            "set BOOKSTRACK_WS_JOB and BOOKSTRACK_WS_TOKEN to a real job's token, or opt in")
+    runs = evidence.ws_runs
+    bad = [r for r in runs if not r.completed]
+    if bad:
+        first = bad[0]
+        seen = f"handshake {first.handshake_status}, messages {list(first.message_types)[:4]}, close {first.close_code}"
+        return failed(name, f"{len(bad)} of {len(runs)} progress sessions failed ({first.detail or seen}); a healthy "
+                      "socket answers 101, ready_ack, job_progress ... job_complete, then closes 1000.",
+                      "Durable Object issue persists (runbook step 4): escalate", failures=len(bad), sessions=len(runs))
+    slowest = max(r.seconds for r in runs)
+    progress = min(r.message_types.count("job_progress") for r in runs)
+    return passed(name, f"{len(runs)} of {len(runs)} progress sessions (token from {evidence.ws_token_source}) "
+                  f"got 101, ready_ack, {progress}+ job_progress, job_complete and close 1000 "
+                  f"(slowest {slowest:.2f}s).", sessions=len(runs))
+
+
+def check_websocket_refuses_bogus_token(evidence: Evidence) -> CheckResult:
+    name = "websocket refuses a bogus token"
+    run = evidence.bogus_run
+    if run is None:
+        return inconclusive(name, "the negative check did not run.", "run again")
+    if run.handshake_status == 401:
+        return passed(name, "a made-up token was refused with 401, as a healthy worker refuses it "
+                      "(the runbook's `token=test` gets 401 too).")
+    if run.handshake_status == 101:
+        return failed(name, "a made-up token was ACCEPTED (101): the progress socket does not check tokens. "
+                      "This is a security failure.", "roll back and escalate to security")
+    return failed(name, f"a made-up token got {run.handshake_status or 'no answer'} instead of 401 "
+                  f"({run.detail}).", "the socket endpoint is failing: Durable Object issue (runbook step 4)")
+
+
+# --- 5. cache --------------------------------------------------------------------------------------
+
+def check_cache(evidence: Evidence, runbook: Runbook) -> CheckResult:
+    name = "cache hit rate"
+    threshold = runbook.verification.cache_hit_rate_above
+    analytics = evidence.analytics
+    answered = [s for s in evidence.samples if not s.is_error]
+    probe_hits = Rate(sum(bool(s.cached) for s in answered), len(answered))
+    cross = probe_hits.describe("probes' cached share", "answers", evidence.plan.confidence)
+    if analytics is None:
+        return checker_error(name, f"Analytics Engine could not be read: {evidence.analytics_error} "
+                             f"(for reference, {cross}).", "fix the Cloudflare API access, then run again")
+    found = sanity(evidence)
+    rate = Rate(min(analytics.hits, analytics.requests), analytics.requests)
+    runbook_value = "no rows" if analytics.runbook_hit_rate is None else f"{analytics.runbook_hit_rate:.1f}%"
+    measurements = {"measured": rate.value, "samples": rate.total, "threshold": threshold,
+                    "runbook_query_hit_rate": analytics.runbook_hit_rate, "probe_cached_share": probe_hits.value}
+    if found.lagging:
+        return inconclusive(name, f"Analytics Engine holds {analytics.requests} data points for "
+                            f"{len(evidence.samples)} probe requests: not ingested yet.",
+                            "raise analytics_lag_s for this target and run again", **measurements)
+    if not found.cache_trustworthy:
+        named = "; ".join(QUIRK_TEXT[q] for q in found.quirks if q == QUIRK_BLOB3) or "telemetry disagrees with the probes"
+        tiers = ", ".join(f"{k} {v}" for k, v in sorted(analytics.cache_tiers.items())) or "empty"
+        return inconclusive(name, f"the runbook's query reads {runbook_value}, but {named}; the probes saw {cross}, "
+                            f"and books_api_cache_metrics shows: {tiers}.",
+                            "judge the cache by the probes and books_api_cache_metrics; fix blob3",
+                            found.quirks, **measurements)
+    text = rate.describe("cache hit rate", "requests", evidence.plan.confidence)
+    verdict = judge_above(*rate.interval(evidence.plan.confidence), threshold)
+    detail = f"(the runbook's query: {runbook_value}; cross-check: {cross})"
+    if rate.total < evidence.plan.min_samples:
+        return inconclusive(name, f"{text}: too few requests to judge {detail}.", "run again with more traffic",
+                            **measurements)
+    if verdict is Judgement.WITHIN:
+        return passed(name, f"{text} is above the {percent(threshold)} threshold {detail}.", **measurements)
+    if verdict is Judgement.BREACH:
+        return failed(name, f"{text} is below the {percent(threshold)} threshold {detail}.",
+                      "cache issue not deployment-related (runbook step 5): check KV and the edge cache",
+                      **measurements)
+    return inconclusive(name, f"{text} cannot be told apart from the {percent(threshold)} threshold {detail}.",
+                        "run again with a longer window", **measurements)
+
+
+# --- 6. data integrity ---------------------------------------------------------------------------
+
+def check_canary(evidence: Evidence, key: str, expected: str) -> CheckResult:
+    name = f"data integrity [{key}]"
+    if evidence.canary_error:
+        return checker_error(name, f"the canary record could not be read: {evidence.canary_error}.",
+                             "fix the Cloudflare API access (Workers KV Storage Read), then run again")
+    value = evidence.canaries.get(key)
+    if value is None:
+        return failed(name, f"canary record {key!r} is gone from KV: data was lost.",
+                      "restore it from backup (Recovery Plan, \"Data Recovery\") and find what deleted it")
+    if value.decode("utf-8", errors="replace") != expected:
+        return failed(name, f"canary record {key!r} changed: expected {len(expected)} bytes as configured, found "
+                      f"{len(value)} bytes that differ.", "compare it with the backup; a rollback changes code, not data")
+    return passed(name, f"canary record {key!r} reads back unchanged ({len(value)} bytes).")

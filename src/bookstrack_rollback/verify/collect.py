@@ -1,0 +1,230 @@
+"""Gather a verification run's evidence from the target, every window at once.
+
+Probe traffic runs open-loop at the plan's rate for the window; meanwhile the serving version, the
+canary records and the progress socket are checked; once the window has ended (plus the ingestion
+lag) Analytics Engine is asked about the same window. Nothing here writes to the target except the
+opt-in enrichment job that yields a socket token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from faker import Faker
+
+from ..clients import bookstrack
+from ..clients.cloudflare import CloudflareApi
+from ..clients.errors import TargetError
+from ..config import Target
+from .evidence import AnalyticsEvidence, Evidence
+from .plan import Endpoint, VerifyPlan
+
+Progress = Callable[[str], None]
+RUNBOOK_CACHE_QUERY = ("SELECT (SUM(CASE WHEN blob3 = 'HIT' THEN 1 ELSE 0 END) / COUNT(*)) * 100 as hit_rate "
+                       "FROM books_api_performance WHERE timestamp > NOW() - INTERVAL 10 MINUTE")
+ENV_WS_JOB, ENV_WS_TOKEN = "BOOKSTRACK_WS_JOB", "BOOKSTRACK_WS_TOKEN"
+
+
+def runbook_cache_query(dataset: str, window_s: float) -> str:
+    """The runbook's query as written; only the dataset and, at a time scale, the interval change."""
+    sql = RUNBOOK_CACHE_QUERY.replace("FROM books_api_performance", f"FROM {dataset}")
+    if abs(window_s - 600) > 0.5:
+        sql = sql.replace("INTERVAL 10 MINUTE", f"INTERVAL {max(1, math.ceil(window_s))} SECOND")
+    return sql
+
+
+class QueryMaker:
+    """Seeded probe queries: fixed ones for the known records, faker ones for fresh (cold) probes."""
+
+    def __init__(self, seed: int) -> None:
+        self.faker = Faker()
+        self.faker.seed_instance(seed)
+
+    def params(self, endpoint: Endpoint) -> tuple[str, dict[str, str]]:
+        if endpoint.endpoint == "health":
+            return "/health", {}
+        query = endpoint.query
+        if endpoint.fresh or query is None:
+            if endpoint.endpoint == "isbn":
+                query = self.faker.isbn13(separator="")
+            else:
+                query = self.faker.sentence(nb_words=3, variable_nb_words=False).rstrip(".")
+        if endpoint.endpoint == "isbn":
+            return "/v1/search/isbn", {"isbn": query}
+        return "/v1/search/title", {"q": query}
+
+
+def _schedule(plan: VerifyPlan) -> list[Endpoint]:
+    cycle = [e for e in plan.endpoints for _ in range(e.weight)]
+    random.Random(plan.seed).shuffle(cycle)
+    return cycle
+
+
+async def probe_traffic(plan: VerifyPlan, client: httpx.AsyncClient, evidence: Evidence, progress: Progress) -> None:
+    cycle = _schedule(plan)
+    queries = QueryMaker(plan.seed)
+    interval = 1.0 / plan.probe_rate
+    in_flight: set[asyncio.Task[None]] = set()
+    limit = asyncio.Semaphore(256)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    end = start + plan.window_s
+    next_report = start + 1.0
+
+    async def one(endpoint: Endpoint) -> None:
+        async with limit:
+            path, params = queries.params(endpoint)
+            evidence.samples.append(await bookstrack.probe(client, endpoint.endpoint, path, params, label=endpoint.key))
+
+    k = 0
+    while True:
+        due = start + k * interval
+        if due >= end:
+            break
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(cycle[k % len(cycle)]))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+        k += 1
+        if loop.time() >= next_report:
+            next_report += 1.0
+            errors = sum(s.is_error for s in evidence.samples)
+            progress(f"probing: {end - loop.time():.1f} s of the {plan.window_s:.1f} s window left, "
+                     f"{len(evidence.samples)} answers, {errors} errors")
+    if in_flight:
+        await asyncio.wait(in_flight, timeout=plan.request_timeout_s + 1)
+
+
+async def serving_version(api: CloudflareApi, evidence: Evidence) -> None:
+    try:
+        evidence.serving = await api.serving()
+        evidence.serving_version = await api.version(evidence.serving.main_version_id)
+    except TargetError as exc:
+        evidence.deployments_error = f"{exc} ({type(exc).__name__}; {exc.what_to_do})"
+
+
+async def canaries(api: CloudflareApi, target: Target, evidence: Evidence) -> None:
+    if not target.kv_namespace_id:
+        evidence.canary_error = f"{target.source} names no kv_namespace_id to read the canaries from"
+        return
+    try:
+        for key, _expected in target.canaries:
+            evidence.canaries[key] = await api.kv_get(target.kv_namespace_id, key)
+    except TargetError as exc:
+        evidence.canary_error = f"{exc} ({exc.what_to_do})"
+
+
+async def websocket(plan: VerifyPlan, target: Target, client: httpx.AsyncClient, evidence: Evidence) -> None:
+    assert target.base_url is not None
+    evidence.bogus_run = await bookstrack.run_progress_socket(
+        target.base_url, "verify-bogus-job", str(uuid.UUID(int=random.Random(plan.seed).getrandbits(128))),
+        timeout=plan.ws_timeout_s)
+    rng = random.Random(plan.seed + 1)
+    if target.request_ws_token:
+        evidence.ws_token_source = "POST /v1/enrichment/batch (request_ws_token)"
+        for _ in range(plan.ws_sessions):
+            job_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            try:
+                grant = await bookstrack.request_progress_token(
+                    client, job_id, [{"title": "Hamlet", "author": "William Shakespeare"}])
+            except TargetError as exc:
+                evidence.ws_error = f"{exc} ({exc.what_to_do})"
+                return
+            evidence.ws_runs.append(await bookstrack.run_progress_socket(
+                target.base_url, grant.job_id, grant.token, timeout=plan.ws_timeout_s))
+    elif os.environ.get(ENV_WS_JOB) and os.environ.get(ENV_WS_TOKEN):
+        evidence.ws_token_source = f"{ENV_WS_JOB}/{ENV_WS_TOKEN}"
+        evidence.ws_runs.append(await bookstrack.run_progress_socket(
+            target.base_url, os.environ[ENV_WS_JOB], os.environ[ENV_WS_TOKEN], timeout=plan.ws_timeout_s))
+    else:
+        evidence.ws_error = None
+        evidence.ws_token_source = ""
+
+
+def _int(value: Any) -> int:
+    """Analytics Engine sends 64-bit integers as strings; sums of nothing as null."""
+    if value is None:
+        return 0
+    return int(float(value))
+
+
+async def analytics(plan: VerifyPlan, target: Target, api: CloudflareApi, evidence: Evidence,
+                    progress: Progress) -> None:
+    """Ask Analytics Engine about the window, waiting out the ingestion lag (never reading an empty
+    window as healthy: the checks compare its count with the probes')."""
+    perf, cache = target.datasets.performance, target.datasets.cache
+    found = AnalyticsEvidence()
+    sent = len(evidence.samples)
+    deadline = time.monotonic() + plan.analytics_lag_s + 2.0
+    try:
+        while True:
+            span = max(1, math.ceil(time.time() - evidence.started_at + 1))
+            counts_sql = (f"SELECT SUM(_sample_interval) AS requests, sumIf(_sample_interval, double1 >= 400) AS errors, "
+                          f"sumIf(_sample_interval, double1 >= 500) AS server_errors, "
+                          f"sumIf(_sample_interval, blob3 = 'HIT') AS hits "
+                          f"FROM {perf} WHERE timestamp > NOW() - INTERVAL '{span}' SECOND")
+            counts = await api.sql(counts_sql)
+            row = counts.rows[0] if counts.rows else {}
+            found.requests, found.errors = _int(row.get("requests")), _int(row.get("errors"))
+            found.server_errors, found.hits = _int(row.get("server_errors")), _int(row.get("hits"))
+            if found.requests >= 0.9 * sent or time.monotonic() >= deadline:
+                break
+            progress(f"analytics: {found.requests} of ~{sent} data points ingested so far; waiting for the lag")
+            await asyncio.sleep(min(1.0, max(0.1, plan.analytics_lag_s / 10)))
+        found.queries.append(counts_sql)
+        found.runbook_sql = runbook_cache_query(perf, plan.cache_window_s)
+        hit = await api.sql(found.runbook_sql)
+        value = hit.scalar("hit_rate")
+        found.runbook_hit_rate = None if value is None or value != value else float(value)
+        latency_sql = (f"SELECT blob1 AS path, quantileExactWeighted(0.95)(double2, _sample_interval) AS p95, "
+                       f"SUM(_sample_interval) AS n FROM {perf} WHERE timestamp > NOW() - INTERVAL '{span}' SECOND "
+                       f"GROUP BY blob1")
+        for r in (await api.sql(latency_sql)).rows:
+            found.p95_by_path[str(r["path"])] = (float(r["p95"]), _int(r["n"]))
+        tiers_sql = (f"SELECT index1 AS tier, SUM(_sample_interval) AS n FROM {cache} "
+                     f"WHERE timestamp > NOW() - INTERVAL '{span}' SECOND GROUP BY index1")
+        for r in (await api.sql(tiers_sql)).rows:
+            found.cache_tiers[str(r["tier"])] = _int(r["n"])
+        found.queries += [found.runbook_sql, latency_sql, tiers_sql]
+        evidence.analytics = found
+    except TargetError as exc:
+        evidence.analytics_error = f"{exc} ({exc.what_to_do})"
+
+
+async def collect(plan: VerifyPlan, target: Target, progress: Progress = lambda _text: None) -> Evidence:
+    """Run every measurement of a verification run concurrently and return the evidence."""
+    assert target.base_url is not None, "the target has no base URL"
+    evidence = Evidence(plan, target, started_at=time.time())
+    timeout = httpx.Timeout(plan.request_timeout_s, connect=min(3.0, plan.request_timeout_s))
+    limits = httpx.Limits(max_connections=128, max_keepalive_connections=64)
+    api = None
+    if target.has_cloudflare:
+        assert target.cloudflare_api_url and target.account_id and target.worker
+        api = CloudflareApi(target.cloudflare_api_url, account_id=target.account_id, token=target.token,
+                            worker=target.worker, timeout=timeout)
+    async with httpx.AsyncClient(base_url=target.base_url, timeout=timeout, limits=limits, trust_env=False) as client:
+        try:
+            jobs = [probe_traffic(plan, client, evidence, progress), websocket(plan, target, client, evidence)]
+            if api is not None:
+                jobs += [serving_version(api, evidence), canaries(api, target, evidence)]
+            else:
+                reason = f"{target.describe()}: set CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID"
+                evidence.deployments_error = evidence.canary_error = evidence.analytics_error = reason
+            await asyncio.gather(*jobs)
+            evidence.ended_at = time.time()
+            if api is not None:
+                await analytics(plan, target, api, evidence, progress)
+        finally:
+            if api is not None:
+                await api.aclose()
+    return evidence

@@ -1,0 +1,48 @@
+"""The evidence a verification run gathers; plain data, read by the checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..clients.bookstrack import ProbeSample, ProgressRun
+from ..clients.cloudflare import DeploymentInfo, VersionInfo
+from ..config import Target
+from .plan import VerifyPlan
+
+
+@dataclass
+class AnalyticsEvidence:
+    """Analytics Engine's view of the same window (weighted counts: SUM(_sample_interval))."""
+
+    requests: int = 0
+    errors: int = 0  # double1 >= 400
+    server_errors: int = 0  # double1 >= 500
+    hits: int = 0  # blob3 = 'HIT'
+    runbook_hit_rate: float | None = None  # the runbook's query, in percent
+    runbook_sql: str = ""
+    p95_by_path: dict[str, tuple[float, int]] = field(default_factory=dict)  # path -> (P95 ms, count)
+    cache_tiers: dict[str, int] = field(default_factory=dict)  # books_api_cache_metrics index1 -> count
+    queries: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Evidence:
+    plan: VerifyPlan
+    target: Target
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    samples: list[ProbeSample] = field(default_factory=list)
+    serving: DeploymentInfo | None = None
+    serving_version: VersionInfo | None = None
+    deployments_error: str | None = None
+    ws_runs: list[ProgressRun] = field(default_factory=list)
+    ws_error: str | None = None
+    ws_token_source: str = ""
+    bogus_run: ProgressRun | None = None
+    canaries: dict[str, bytes | None] = field(default_factory=dict)
+    canary_error: str | None = None
+    analytics: AnalyticsEvidence | None = None
+    analytics_error: str | None = None
+
+    def samples_for(self, key: str) -> list[ProbeSample]:
+        return [s for s in self.samples if s.label == key]
