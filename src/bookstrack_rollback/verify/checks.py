@@ -70,10 +70,11 @@ def sanity(evidence: Evidence) -> Sanity:
     lagging = analytics.requests < 0.5 * len(samples)
     probe_errors = Rate(sum(s.is_error for s in samples), len(samples))
     probe_5xx = Rate(sum(s.is_server_error for s in samples), len(samples))
-    probe_hits = Rate(sum(bool(s.cached) for s in samples), len(samples))
+    answered = [s for s in samples if not s.is_error]
+    probe_hits = Rate(sum(bool(s.cached) for s in answered), len(answered))
     seen_errors = Rate(min(analytics.errors, analytics.requests), analytics.requests)
     seen_5xx = Rate(min(analytics.server_errors, analytics.requests), analytics.requests)
-    seen_hits = Rate(min(analytics.hits, analytics.requests), analytics.requests)
+    seen_hits = Rate(min(analytics.hits, analytics.answered), analytics.answered)
     quirks: list[str] = []
     notes: list[str] = []
     if not lagging and _disagree(seen_5xx, probe_5xx, conf):
@@ -107,8 +108,7 @@ def check_signal_sanity(evidence: Evidence) -> CheckResult:
         named = "; ".join(QUIRK_TEXT[q] for q in found.quirks) or "no known quirk matches"
         return inconclusive(name, "telemetry disagrees with what the probes saw beyond noise: "
                             + "; ".join(n.split(": ", 1)[1] for n in found.notes) + f". Known quirk: {named}.",
-                            "judge this service by the probe-based checks; fix the telemetry writer", found.quirks,
-                            quirks=list(found.quirks))
+                            "judge this service by the probe-based checks; fix the telemetry writer", found.quirks)
     return passed(name, f"Analytics Engine agrees with the probes within noise over {_window(evidence)} "
                   f"({evidence.analytics.requests} data points, {len(evidence.samples)} probes).")
 
@@ -213,7 +213,8 @@ def check_error_rate(evidence: Evidence, source: str, server_only: bool, runbook
         named = "; ".join(QUIRK_TEXT[q] for q in found.quirks if q == QUIRK_DOUBLE1) or "telemetry disagrees with the probes"
         return inconclusive(name, f"{rate.describe(kind)} is not trustworthy: {named}.",
                             "judge the error rate by the probes; fix the telemetry writer",
-                            found.quirks, measured=rate.value, samples=rate.total)
+                            tuple(q for q in found.quirks if q == QUIRK_DOUBLE1), measured=rate.value,
+                            samples=rate.total)
     return _judge_rate(name, rate, kind, threshold, evidence)
 
 
@@ -225,7 +226,8 @@ def check_response_time(evidence: Evidence, endpoint: Endpoint, runbook: Runbook
     threshold_ms = runbook.verification.p95_below_s * 1000
     samples = evidence.samples_for(endpoint.key)
     answered = [s for s in samples if not s.is_error]
-    latencies = [s.latency_ms for s in answered]
+    # a probe that timed out was at least that slow: it counts in the P95, as its timeout
+    latencies = [s.latency_ms for s in samples if not s.is_error or s.outcome == "timeout"]
     estimate = quantile(latencies, 0.95, plan.confidence)
     cold = quantile([s.latency_ms for s in answered if s.cached is False] or [0.0], 0.95)
     warm = quantile([s.latency_ms for s in answered if s.cached], 0.95) if any(s.cached for s in answered) else None
@@ -242,9 +244,14 @@ def check_response_time(evidence: Evidence, endpoint: Endpoint, runbook: Runbook
             parts.append(f"warm {warm.value:.0f} ms")
         split = f" ({', '.join(parts)})"
     text = estimate.describe(f"P95 of {endpoint.key}", "answers", plan.confidence) + split
-    if len(answered) < plan.min_samples:
+    skipped = evidence.skipped.get(endpoint.key, 0)
+    if skipped:
+        split += f"; {skipped} probe slots were skipped, too many probes already waiting for answers"
+        text = estimate.describe(f"P95 of {endpoint.key}", "answers", plan.confidence) + split
+        measurements["skipped_probes"] = skipped
+    if len(latencies) < plan.min_samples:
         return inconclusive(name, f"only {len(answered)} of {len(samples)} probes of {endpoint.key} were answered "
-                            f"successfully in {_window(evidence)}: too few to judge a P95 against "
+                            f"successfully (or timed out) in {_window(evidence)}: too few to judge a P95 against "
                             f"{threshold_ms:.0f} ms.", "fix the errors first (see the error-rate checks)",
                             **measurements)
     verdict = judge_below(estimate.low, estimate.high, threshold_ms)
@@ -337,7 +344,7 @@ def check_cache(evidence: Evidence, runbook: Runbook) -> CheckResult:
         return checker_error(name, f"Analytics Engine could not be read: {evidence.analytics_error} "
                              f"(for reference, {cross}).", "fix the Cloudflare API access, then run again")
     found = sanity(evidence)
-    rate = Rate(min(analytics.hits, analytics.requests), analytics.requests)
+    rate = Rate(min(analytics.hits, analytics.answered), analytics.answered)
     runbook_value = "no rows" if analytics.runbook_hit_rate is None else f"{analytics.runbook_hit_rate:.1f}%"
     measurements = {"measured": rate.value, "samples": rate.total, "threshold": threshold,
                     "runbook_query_hit_rate": analytics.runbook_hit_rate, "probe_cached_share": probe_hits.value}
@@ -348,11 +355,11 @@ def check_cache(evidence: Evidence, runbook: Runbook) -> CheckResult:
     if not found.cache_trustworthy:
         named = "; ".join(QUIRK_TEXT[q] for q in found.quirks if q == QUIRK_BLOB3) or "telemetry disagrees with the probes"
         tiers = ", ".join(f"{k} {v}" for k, v in sorted(analytics.cache_tiers.items())) or "empty"
-        return inconclusive(name, f"the runbook's query reads {runbook_value}, but {named}; the probes saw {cross}, "
+        return inconclusive(name, f"the runbook's query reads {runbook_value}, but {named}; {cross}, "
                             f"and books_api_cache_metrics shows: {tiers}.",
                             "judge the cache by the probes and books_api_cache_metrics; fix blob3",
-                            found.quirks, **measurements)
-    text = rate.describe("cache hit rate", "requests", evidence.plan.confidence)
+                            tuple(q for q in found.quirks if q == QUIRK_BLOB3), **measurements)
+    text = rate.describe("cache hit rate", "answered requests", evidence.plan.confidence)
     verdict = judge_above(*rate.interval(evidence.plan.confidence), threshold)
     detail = f"(the runbook's query: {runbook_value}; cross-check: {cross})"
     if rate.total < evidence.plan.min_samples:
@@ -379,7 +386,8 @@ def check_canary(evidence: Evidence, key: str, expected: str) -> CheckResult:
     if value is None:
         return failed(name, f"canary record {key!r} is gone from KV: data was lost.",
                       "restore it from backup (Recovery Plan, \"Data Recovery\") and find what deleted it")
-    if value.decode("utf-8", errors="replace") != expected:
-        return failed(name, f"canary record {key!r} changed: expected {len(expected)} bytes as configured, found "
+    wanted = expected.encode("utf-8")
+    if value != wanted:
+        return failed(name, f"canary record {key!r} changed: expected {len(wanted)} bytes as configured, found "
                       f"{len(value)} bytes that differ.", "compare it with the backup; a rollback changes code, not data")
     return passed(name, f"canary record {key!r} reads back unchanged ({len(value)} bytes).")

@@ -17,7 +17,8 @@ class AnalyticsEvidence:
     requests: int = 0
     errors: int = 0  # double1 >= 400
     server_errors: int = 0  # double1 >= 500
-    hits: int = 0  # blob3 = 'HIT'
+    answered: int = 0  # blob2 = 'N/A': answered without an error code (double1 may lie: REALITY.md)
+    hits: int = 0  # blob3 = 'HIT' among the answered
     runbook_hit_rate: float | None = None  # the runbook's query, in percent
     runbook_sql: str = ""
     p95_by_path: dict[str, tuple[float, int]] = field(default_factory=dict)  # path -> (P95 ms, count)
@@ -32,6 +33,7 @@ class Evidence:
     started_at: float = 0.0
     ended_at: float = 0.0
     samples: list[ProbeSample] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)  # probe slots skipped: too many in flight
     serving: DeploymentInfo | None = None
     serving_version: VersionInfo | None = None
     deployments_error: str | None = None

@@ -1,0 +1,819 @@
+"""verify/checks.py on synthetic evidence: every verdict each check can give, and its one sentence.
+
+No network, no staging, no sleeps: the evidence is built here from typed samples (seeded randomness
+only). Each check is driven to PASS, FAIL, INCONCLUSIVE and ERROR where it can reach them, and the
+tests read the sentence for what an on-call engineer needs: the measured value, its interval, the
+sample count, the threshold and the window. The REALITY.md quirks (double1 = 500, blob3 never HIT,
+the constant /health version, a socket that accepts any token) each have a case of their own.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from bookstrack_rollback.clients.bookstrack import (
+    BAD_ANSWER,
+    CLIENT_ERROR,
+    OK,
+    SERVER_ERROR,
+    TIMEOUT,
+    ProbeSample,
+    ProgressRun,
+)
+from bookstrack_rollback.clients.cloudflare import DeploymentInfo, VersionInfo
+from bookstrack_rollback.config import SuiteSettings, Target, load_runbook, resolve_target
+from bookstrack_rollback.verdicts import CheckerError, CheckResult, InconclusiveError, Verdict
+from bookstrack_rollback.verify import checks
+from bookstrack_rollback.verify.evidence import AnalyticsEvidence, Evidence
+from bookstrack_rollback.verify.plan import DEFAULT_ENDPOINTS, VerifyPlan, make_plan
+
+SEED = 20251115
+RUNBOOK = load_runbook()
+CANARY_KEY = "canary/library/1"
+CANARY_VALUE = '{"isbn":"9780743273565","title":"The Great Gatsby","shelf":"read"}'
+WINDOW = "the last 6s (5 runbook minutes)"  # 5 runbook minutes at the embedded time scale 0.02
+FROM_KNOWN_STABLE = "the known stable version of the embedded staging, started by the suite"
+
+STABLE_ID = "9f1c2a7e-0000-4000-8000-000000000190"
+BROKEN_ID = "4b7d9e11-0000-4000-8000-000000000200"
+STABLE = VersionInfo(STABLE_ID, 7, "2025-11-14T09:00:00Z", "1.9.0", "Hotfix cache issue", "upload")
+BROKEN = VersionInfo(BROKEN_ID, 8, "2025-11-15T09:00:00Z", "2.0.0", "Deploy v2.0 API changes", "upload")
+
+ENDPOINTS = {e.key: e for e in DEFAULT_ENDPOINTS}
+CYCLE = [e.key for e in DEFAULT_ENDPOINTS for _ in range(e.weight)]  # 9 probes: the plan's weights
+KNOWN = [e.key for e in DEFAULT_ENDPOINTS if e.known_good]
+TITLE_HAMLET, TITLE_FRESH = "title:hamlet", "title:<faker>"
+
+
+# --- builders ------------------------------------------------------------------------------------
+
+def embedded_target(**changes: object) -> Target:
+    """The embedded staging's target with every value the checks read pinned here, not in a file."""
+    target = resolve_target("embedded", env={})
+    return target.bound(**{"time_scale": 0.02, "known_stable": "1.9.0", "analytics_lag_s": 0.0,
+                           "canaries": ((CANARY_KEY, CANARY_VALUE),), **changes})
+
+
+def plan_for(target: Target | None = None, **options: object) -> VerifyPlan:
+    return make_plan(SuiteSettings(target or embedded_target(), RUNBOOK, SEED), **options)  # type: ignore[arg-type]
+
+
+def probe(label: str, outcome: str = OK, latency_ms: float = 100.0, *, cached: bool | None = None,
+          provider: str | None = "google_books", results: int | None = 1, detail: str | None = None) -> ProbeSample:
+    """One probe as bookstrack._classify would record it."""
+    endpoint = ENDPOINTS[label].endpoint
+    status = {OK: 200, BAD_ANSWER: 200, CLIENT_ERROR: 429, SERVER_ERROR: 500}.get(outcome)
+    if outcome != OK:
+        default = {TIMEOUT: "no answer within the timeout", SERVER_ERROR: "HTTP 500 internal_error",
+                   CLIENT_ERROR: "HTTP 429 rate_limited", BAD_ANSWER: "status 'degraded', version '1.9.0'"}
+        return ProbeSample(0.0, endpoint, label, outcome, status, latency_ms,
+                           detail=default.get(outcome, outcome) if detail is None else detail)
+    if endpoint == "health":
+        return ProbeSample(0.0, endpoint, label, OK, 200, latency_ms,
+                           detail="status 'ok', version '1.9.0'" if detail is None else detail)
+    return ProbeSample(0.0, endpoint, label, OK, 200, latency_ms, cached=bool(cached), provider=provider,
+                       results=results, detail=detail or "")
+
+
+def traffic(n: int, *, errors: int = 0, error_outcome: str = SERVER_ERROR, cache: bool = True,
+            health_version: str = "1.9.0", seed: int = SEED) -> list[ProbeSample]:
+    """``n`` probes in the plan's proportions (health 1, hamlet 3, gatsby 3, faker title 1, faker isbn 1);
+    ``errors`` of them, at seeded random places, fail with ``error_outcome``. With ``cache`` the
+    known-record searches are answered from the cache after their first (cold) answer."""
+    rng = random.Random(seed)
+    failing = set(rng.sample(range(n), errors))
+    seen: set[str] = set()
+    samples = []
+    for i in range(n):
+        label = CYCLE[i % len(CYCLE)]
+        if i in failing:
+            samples.append(probe(label, error_outcome, rng.uniform(20, 80)))
+        elif label == "health":
+            samples.append(probe(label, latency_ms=rng.uniform(3, 20),
+                                 detail=f"status 'ok', version {health_version!r}"))
+        elif label in KNOWN:
+            warm = cache and label in seen
+            seen.add(label)
+            samples.append(probe(label, latency_ms=rng.uniform(5, 40) if warm else rng.uniform(150, 600),
+                                 cached=warm))
+        else:  # a fresh faker query: always a cold cache, often nothing found
+            samples.append(probe(label, latency_ms=rng.uniform(150, 600), cached=False,
+                                 results=rng.choice([0, 1])))
+    return samples
+
+
+def analytics_for(samples: list[ProbeSample], *, seen: float = 1.0, double1_500: bool = False,
+                  blob3_always_miss: bool = False) -> AnalyticsEvidence:
+    """Analytics Engine's view of the probes' window: the same counts (scaled by the share ``seen``
+    already ingested), or the production quirks of REALITY.md."""
+    def scaled(count: int) -> int:
+        return round(count * seen)
+
+    requests = scaled(len(samples))
+    answered = scaled(sum(not s.is_error for s in samples))
+    hits = scaled(sum(bool(s.cached) for s in samples))
+    errors, server_errors = scaled(sum(s.is_error for s in samples)), scaled(sum(s.is_server_error for s in samples))
+    if double1_500:  # the try/finally bug: double1 = 500 for every routed request, successes included
+        errors = server_errors = requests
+    cache_tiers = {"edge_hit_fresh": hits, "api_miss": answered - hits}
+    if blob3_always_miss:  # production never writes HIT; the cache tiers still tell the truth
+        hits = 0
+    return AnalyticsEvidence(requests=requests, errors=errors, server_errors=server_errors, answered=answered,
+                             hits=hits, runbook_hit_rate=100 * hits / requests if requests else None,
+                             cache_tiers=cache_tiers)
+
+
+def evidence(samples: list[ProbeSample] | None = None, *, plan: VerifyPlan | None = None,
+             target: Target | None = None, **fields: object) -> Evidence:
+    """Evidence of a healthy rollback to 1.9.0 unless ``fields`` say otherwise."""
+    target = target or embedded_target()
+    values: dict[str, object] = {
+        "serving": DeploymentInfo("dep-3", "2025-11-15T10:00:00Z", ((STABLE_ID, 100),), "Rollback", "api"),
+        "serving_version": STABLE,
+        **fields,
+    }
+    return Evidence(plan=plan or plan_for(target), target=target, samples=list(samples or []),
+                    **values)  # type: ignore[arg-type]
+
+
+def assert_sentence(result: CheckResult, verdict: Verdict, *parts: str) -> None:
+    """The verdict is exact; the sentence holds each part, reads as one sentence and leaks no
+    placeholder (None, nan, empty parentheses)."""
+    assert result.verdict is verdict, result.message
+    for part in parts:
+        assert part in result.sentence, f"{part!r} not in {result.sentence!r}"
+    assert result.sentence.endswith("."), result.sentence
+    assert not re.search(r"\bNone\b|\bnan\b|\(\s*\)", result.sentence), result.sentence
+    if verdict is not Verdict.PASS:
+        assert result.next_step, "a verdict other than PASS says what to do next"
+
+
+# --- the builders themselves -------------------------------------------------------------------
+
+def test_the_synthetic_plan_is_the_embedded_one():
+    plan = plan_for()
+    assert plan.window_s == pytest.approx(6.0)
+    assert (plan.min_samples, plan.confidence) == (30, 0.95)
+    assert (plan.expected_version, plan.expected_from) == ("1.9.0", FROM_KNOWN_STABLE)
+    samples = traffic(900, errors=9)
+    assert [len([s for s in samples if s.label == e.key]) for e in DEFAULT_ENDPOINTS] == [100, 300, 300, 100, 100]
+    assert sum(s.is_error for s in samples) == 9
+    assert traffic(900, errors=9) == samples  # seeded: the same evidence every run
+
+
+def test_window_reads_in_minutes_at_real_time():
+    target = embedded_target(time_scale=1.0)
+    result = checks.check_health(evidence(traffic(90), target=target))
+    assert_sentence(result, Verdict.PASS)
+    failed = checks.check_health(evidence([probe("health", TIMEOUT, 5000)], target=target))
+    assert_sentence(failed, Verdict.FAIL, "1 of 1 /health probes failed in the last 5m (")
+
+
+# --- raise_unless_pass -------------------------------------------------------------------------
+
+def test_only_pass_is_green_when_raised():
+    sentence = "error rate 8.0% (95% CI 5.5-11.6%) over 312 requests."
+    assert CheckResult("x", Verdict.PASS, sentence).raise_unless_pass() is None
+    with pytest.raises(AssertionError, match=r"^FAIL: error rate 8\.0% .* Next: roll back$"):
+        CheckResult("x", Verdict.FAIL, sentence, next_step="roll back").raise_unless_pass()
+    with pytest.raises(InconclusiveError, match=r"^INCONCLUSIVE: .* Next: run again$"):
+        CheckResult("x", Verdict.INCONCLUSIVE, sentence, next_step="run again").raise_unless_pass()
+    with pytest.raises(CheckerError, match=r"^ERROR: .* Next: fix the token$"):
+        CheckResult("x", Verdict.ERROR, sentence, next_step="fix the token").raise_unless_pass()
+
+
+def test_raise_unless_pass_on_real_check_results():
+    checks.check_health(evidence(traffic(90))).raise_unless_pass()
+    with pytest.raises(AssertionError, match="canary record 'canary/library/1' is gone"):
+        checks.check_canary(evidence(canaries={}), CANARY_KEY, CANARY_VALUE).raise_unless_pass()
+    with pytest.raises(InconclusiveError, match="no /health probe was made"):
+        checks.check_health(evidence([])).raise_unless_pass()
+    with pytest.raises(CheckerError, match="HTTP 403"):
+        checks.check_canary(evidence(canary_error="HTTP 403 Authentication error"),
+                            CANARY_KEY, CANARY_VALUE).raise_unless_pass()
+
+
+# --- 1. health -----------------------------------------------------------------------------------
+
+def test_health_passes_when_every_probe_answered_ok():
+    samples = traffic(270)
+    result = checks.check_health(evidence(samples))
+    assert_sentence(result, Verdict.PASS, "all 30 /health probes answered 200 with status \"ok\"",
+                    "status 'ok', version '1.9.0'")
+    assert result.measurements == {"probes": 30}
+
+
+def test_health_fails_on_any_failed_probe_and_names_what_failed():
+    samples = traffic(270) + [probe("health", SERVER_ERROR), probe("health", TIMEOUT, 5000),
+                              probe("health", BAD_ANSWER)]
+    result = checks.check_health(evidence(samples))
+    assert_sentence(result, Verdict.FAIL, f"3 of 33 /health probes failed in {WINDOW}",
+                    "HTTP 500 internal_error", "no answer within the timeout", "status 'degraded'",
+                    "the runbook expects 200 with status \"ok\"")
+    assert result.measurements == {"failures": 3, "probes": 33}
+    assert "escalate" in result.next_step
+
+
+def test_health_without_a_probe_is_inconclusive():
+    result = checks.check_health(evidence([probe(TITLE_HAMLET)]))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "no /health probe was made")
+
+
+# --- 1. version identity -------------------------------------------------------------------------
+
+def test_version_matches_by_tag():
+    result = checks.check_version_identity(evidence(traffic(90)))
+    assert_sentence(result, Verdict.PASS, f"version 1.9.0 ({STABLE_ID}) is serving at 100%",
+                    f"the expected rollback target (from {FROM_KNOWN_STABLE})")
+    assert result.measurements == {"serving": f"1.9.0 ({STABLE_ID})", "expected": "1.9.0"}
+    assert "1.0.0" not in result.sentence  # /health reports 1.9.0 here: nothing to note
+
+
+def test_version_matches_by_id_without_a_tag():
+    untagged = VersionInfo(STABLE_ID, 7, "2025-11-14T09:00:00Z", None, None, None)
+    plan = plan_for(expect_version=STABLE_ID)
+    result = checks.check_version_identity(evidence(traffic(90), plan=plan, serving_version=untagged))
+    assert_sentence(result, Verdict.PASS, f"version {STABLE_ID} is serving at 100%", "(from --expect-version)")
+
+
+def test_version_expected_from_the_last_drill_record():
+    plan = plan_for(recorded_target=STABLE_ID)
+    result = checks.check_version_identity(evidence(traffic(90), plan=plan))
+    assert_sentence(result, Verdict.PASS, "(from the last drill's recorded rollback target)")
+
+
+def test_version_mismatch_fails_and_names_both():
+    serving = DeploymentInfo("dep-2", "2025-11-15T09:00:00Z", ((BROKEN_ID, 100),), None, "wrangler")
+    result = checks.check_version_identity(evidence(traffic(90), serving=serving, serving_version=BROKEN))
+    assert_sentence(result, Verdict.FAIL, f"version 2.0.0 ({BROKEN_ID}) is serving, not the expected rollback "
+                    f"target 1.9.0 (from {FROM_KNOWN_STABLE})")
+    assert "roll back again" in result.next_step
+
+
+def test_split_deployment_fails_even_when_the_target_has_the_larger_share():
+    serving = DeploymentInfo("dep-4", "2025-11-15T10:00:00Z", ((STABLE_ID, 90), (BROKEN_ID, 10)), None, "api")
+    result = checks.check_version_identity(evidence(traffic(90), serving=serving))
+    assert_sentence(result, Verdict.FAIL, f"traffic is split ({STABLE_ID} at 90%, {BROKEN_ID} at 10%)",
+                    "a rollback puts one version at 100%")
+
+
+def test_no_expected_version_is_inconclusive():
+    target = embedded_target(known_stable=None)
+    plan = plan_for(target)
+    assert (plan.expected_version, plan.expected_from) == (None, "nothing")
+    result = checks.check_version_identity(evidence(traffic(90), plan=plan, target=target))
+    assert_sentence(result, Verdict.INCONCLUSIVE, f"version 1.9.0 ({STABLE_ID}) is serving",
+                    "no rollback target is known")
+    assert "--expect-version" in result.next_step
+
+
+def test_deployments_api_error_is_an_error_not_a_failure():
+    result = checks.check_version_identity(evidence(traffic(90), serving=None, serving_version=None,
+                                                    deployments_error="HTTP 403 Authentication error (10000)"))
+    assert_sentence(result, Verdict.ERROR, "could not be read from the deployments API",
+                    "HTTP 403 Authentication error (10000)")
+
+
+def test_health_constant_never_counts_as_version_identity():
+    # production's /health always says 1.0.0: expecting "1.0.0" must not pass when 2.0.0 serves
+    samples = traffic(90, health_version="1.0.0")
+    serving = DeploymentInfo("dep-2", "2025-11-15T09:00:00Z", ((BROKEN_ID, 100),), None, "wrangler")
+    plan = plan_for(expect_version="1.0.0")
+    result = checks.check_version_identity(evidence(samples, plan=plan, serving=serving, serving_version=BROKEN))
+    assert_sentence(result, Verdict.FAIL, f"version 2.0.0 ({BROKEN_ID}) is serving, not the expected rollback "
+                    "target 1.0.0 (from --expect-version)",
+                    "(/health reports production's constant 1.0.0, which identifies nothing)")
+
+
+def test_health_constant_is_noted_when_the_deployments_api_confirms_the_target():
+    result = checks.check_version_identity(evidence(traffic(90, health_version="1.0.0")))
+    assert_sentence(result, Verdict.PASS, f"version 1.9.0 ({STABLE_ID}) is serving at 100%",
+                    "(/health reports production's constant 1.0.0, which identifies nothing)")
+    inconclusive = checks.check_version_identity(
+        evidence(traffic(90, health_version="1.0.0"), plan=plan_for(embedded_target(known_stable=None))))
+    assert_sentence(inconclusive, Verdict.INCONCLUSIVE, "constant 1.0.0, which identifies nothing")
+
+
+# --- 2. error rate (probes) ----------------------------------------------------------------------
+
+def error_rate(samples: list[ProbeSample], source: str = "probes", server_only: bool = False,
+               **fields: object) -> CheckResult:
+    return checks.check_error_rate(evidence(samples, **fields), source, server_only, RUNBOOK)
+
+
+def test_error_rate_above_threshold_fails_with_its_interval():
+    result = error_rate(traffic(312, errors=25))
+    assert result.check == "error rate (probes)"
+    assert result.sentence == (f"error rate 8.0% (95% CI 5.5-11.6%) over 312 requests in {WINDOW} "
+                               "exceeds the 5.0% threshold.")
+    assert result.verdict is Verdict.FAIL
+    assert result.measurements == {"measured": pytest.approx(25 / 312), "samples": 312, "threshold": 0.05,
+                                   "window_s": pytest.approx(6.0)}
+    assert "may not be deployment-related" in result.next_step
+
+
+def test_error_rate_below_threshold_passes():
+    result = error_rate(traffic(312, errors=3))
+    assert_sentence(result, Verdict.PASS, f"error rate 1.0% (95% CI 0.3-2.8%) over 312 requests in {WINDOW} "
+                    "is below the 5.0% threshold")
+
+
+def test_error_rate_interval_straddling_the_threshold_is_inconclusive():
+    result = error_rate(traffic(312, errors=16))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "error rate 5.1% (95% CI 3.2-8.2%) over 312 requests",
+                    "cannot be told apart from the 5.0% threshold")
+
+
+def test_zero_errors_over_a_few_dozen_requests_is_not_yet_a_pass():
+    # 0 of 50: the Wilson interval reaches 7.1%, above the 5% threshold
+    result = error_rate(traffic(50))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "error rate 0.0% (95% CI 0.0-7.1%) over 50 requests",
+                    "cannot be told apart from the 5.0% threshold")
+
+
+@pytest.mark.parametrize("errors", [0, 29], ids=["all-ok", "all-failed"])
+def test_too_few_requests_are_inconclusive_never_pass_nor_fail(errors):
+    result = error_rate(traffic(29, errors=errors))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "over 29 requests", f"in {WINDOW}",
+                    "fewer than the 30 samples needed to judge against the 5.0% threshold")
+    assert result.measurements["samples"] == 29
+
+
+def test_no_requests_at_all_is_inconclusive():
+    result = error_rate([])
+    assert_sentence(result, Verdict.INCONCLUSIVE, "error rate unknown (no requests)", "fewer than the 30 samples")
+
+
+def test_5xx_rate_counts_only_server_errors():
+    samples = traffic(312, errors=25, error_outcome=CLIENT_ERROR)
+    assert error_rate(samples).verdict is Verdict.FAIL
+    result = error_rate(samples, server_only=True)
+    assert result.check == "5xx rate (probes)"
+    assert_sentence(result, Verdict.PASS, "5xx rate 0.0% (95% CI 0.0-1.2%) over 312 requests",
+                    "is below the 5.0% threshold")
+    assert_sentence(error_rate(traffic(312, errors=25), server_only=True), Verdict.FAIL,
+                    "5xx rate 8.0% (95% CI 5.5-11.6%) over 312 requests", "exceeds the 5.0% threshold")
+
+
+# --- 2. error rate (analytics) -------------------------------------------------------------------
+
+def test_analytics_error_rate_agreeing_with_the_probes_is_judged():
+    healthy = traffic(312, errors=3)
+    result = error_rate(healthy, "analytics", analytics=analytics_for(healthy))
+    assert result.check == "error rate (analytics)"
+    assert_sentence(result, Verdict.PASS, f"error rate 1.0% (95% CI 0.3-2.8%) over 312 requests in {WINDOW}",
+                    "is below the 5.0% threshold")
+    broken = traffic(312, errors=25)
+    result = error_rate(broken, "analytics", server_only=True, analytics=analytics_for(broken))
+    assert_sentence(result, Verdict.FAIL, "5xx rate 8.0% (95% CI 5.5-11.6%) over 312 requests",
+                    "exceeds the 5.0% threshold")
+    straddling = traffic(312, errors=16)
+    result = error_rate(straddling, "analytics", analytics=analytics_for(straddling))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "cannot be told apart from the 5.0% threshold")
+
+
+def test_analytics_too_few_data_points_is_inconclusive():
+    samples = traffic(25)
+    result = error_rate(samples, "analytics", analytics=analytics_for(samples))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "over 25 requests", "fewer than the 30 samples needed")
+
+
+def test_lagging_analytics_is_inconclusive():
+    samples = traffic(312)
+    result = error_rate(samples, "analytics", analytics=analytics_for(samples, seen=0.4))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "Analytics Engine holds 125 data points for the 312 probe "
+                    "requests: not ingested yet")
+    assert "analytics_lag_s" in result.next_step
+
+
+@pytest.mark.parametrize("server_only", [False, True], ids=["error rate", "5xx rate"])
+def test_double1_500_makes_analytics_error_rates_untrustworthy(server_only):
+    samples = traffic(312)  # the probes saw no error at all
+    result = error_rate(samples, "analytics", server_only, analytics=analytics_for(samples, double1_500=True))
+    kind = "5xx rate" if server_only else "error rate"
+    assert_sentence(result, Verdict.INCONCLUSIVE, f"{kind} 100.0% (95% CI 98.8-100.0%) over 312 requests is not "
+                    "trustworthy", "books_api_performance.double1 reads 500 for requests the probes saw succeed",
+                    "try/finally")
+    assert result.quirks == (checks.QUIRK_DOUBLE1,) == ("double1_500",)
+    assert "judge the error rate by the probes" in result.next_step
+    # and the probes, which are right, pass
+    assert error_rate(samples, server_only=server_only).verdict is Verdict.PASS
+
+
+def test_analytics_disagreeing_without_a_known_quirk_is_inconclusive():
+    samples = traffic(312, errors=3)
+    wrong = analytics_for(samples)
+    wrong.errors = wrong.server_errors = 90  # 29% where the probes saw 1%
+    result = error_rate(samples, "analytics", analytics=wrong)
+    assert_sentence(result, Verdict.INCONCLUSIVE, "error rate 28.8%", "is not trustworthy: telemetry disagrees "
+                    "with the probes")
+    assert result.quirks == ()
+
+
+def test_analytics_unreadable_is_an_error():
+    result = error_rate(traffic(312), "analytics", analytics=None, analytics_error="HTTP 429 rate limited")
+    assert_sentence(result, Verdict.ERROR, "Analytics Engine could not be read: HTTP 429 rate limited")
+    assert "probe-based check" in result.next_step
+
+
+# --- 3. response time --------------------------------------------------------------------------
+
+def latencies(label: str, values: list[float], *, cached: bool = False) -> list[ProbeSample]:
+    rng = random.Random(SEED)
+    shuffled = list(values)
+    rng.shuffle(shuffled)
+    return [probe(label, latency_ms=v, cached=cached) for v in shuffled]
+
+
+def response_time(samples: list[ProbeSample], key: str = TITLE_FRESH) -> CheckResult:
+    return checks.check_response_time(evidence(samples), ENDPOINTS[key], RUNBOOK)
+
+
+def test_p95_under_one_second_passes_with_its_interval():
+    result = response_time(latencies(TITLE_FRESH, [100.0 + i for i in range(100)]))
+    assert result.check == "response time P95 [title:<faker>]"
+    assert result.sentence == (f"P95 of title:<faker> 194 ms (95% CI 189-199 ms) over 100 answers (cold 194 ms) "
+                               f"in {WINDOW} is under the 1000 ms threshold.")
+    assert result.verdict is Verdict.PASS
+    assert result.measurements["samples"] == 100
+    assert result.measurements["threshold_ms"] == 1000
+    assert (result.measurements["cold_p95_ms"], result.measurements["warm_p95_ms"]) == (194, None)
+
+
+def test_p95_over_one_second_fails():
+    result = response_time(latencies(TITLE_FRESH, [1500.0 + i for i in range(100)]))
+    assert_sentence(result, Verdict.FAIL, "P95 of title:<faker> 1594 ms (95% CI 1589-1599 ms) over 100 answers",
+                    f"in {WINDOW} exceeds the 1000 ms threshold")
+    assert "external API" in result.next_step
+
+
+def test_p95_interval_straddling_the_threshold_is_inconclusive():
+    values = [100.0] * 88 + [900.0 + 20 * i for i in range(12)]  # the top ranks run from 900 to 1120 ms
+    result = response_time(latencies(TITLE_FRESH, values))
+    assert_sentence(result, Verdict.INCONCLUSIVE,
+                    "P95 of title:<faker> 1020 ms (95% CI 920-1120 ms) over 100 answers",
+                    "cannot be told apart from the 1000 ms threshold")
+    low, high = re.search(r"CI (\d+)-(\d+) ms", result.sentence).groups()  # type: ignore[union-attr]
+    assert int(low) < 1000 < int(high)
+
+
+def test_thirty_fast_answers_cannot_bound_a_p95():
+    # the minimum sample count is met, but 30 samples have no order statistic above the P95 at 95%
+    result = response_time(latencies(TITLE_FRESH, [50.0 + i for i in range(30)]))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "P95 of title:<faker> 78 ms", "unbounded ms) over 30 answers",
+                    "cannot be told apart from the 1000 ms threshold")
+
+
+def test_too_few_answers_for_a_p95_is_inconclusive():
+    samples = latencies(TITLE_FRESH, [80.0] * 20) + [probe(TITLE_FRESH, SERVER_ERROR) for _ in range(80)]
+    result = response_time(samples)
+    assert_sentence(result, Verdict.INCONCLUSIVE, "only 20 of 100 probes of title:<faker> were answered "
+                    f"successfully in {WINDOW}: too few to judge a P95 against 1000 ms")
+    assert "error-rate" in result.next_step
+
+
+def test_p95_reports_the_cold_and_warm_split():
+    cold = latencies(TITLE_HAMLET, [400.0 + 2 * i for i in range(40)])
+    warm = latencies(TITLE_HAMLET, [10.0 + i / 4 for i in range(200)], cached=True)
+    result = response_time(cold + warm, TITLE_HAMLET)
+    assert_sentence(result, Verdict.PASS, "over 240 answers (cold 474 ms, warm 57 ms)",
+                    "is under the 1000 ms threshold")
+    assert (result.measurements["cold_p95_ms"], result.measurements["warm_p95_ms"]) == (474, 57.25)
+    only_warm = response_time(warm, TITLE_HAMLET)
+    assert_sentence(only_warm, Verdict.PASS, "over 200 answers (warm 57 ms) in")
+    assert only_warm.measurements["cold_p95_ms"] is None
+
+
+def test_response_time_reads_only_its_endpoint():
+    samples = traffic(900)  # 300 hamlet probes: 1 cold, 299 warm; other endpoints' latencies ignored
+    result = response_time(samples, TITLE_HAMLET)
+    assert_sentence(result, Verdict.PASS, "over 300 answers (cold", ", warm ")
+    assert result.measurements["samples"] == 300
+
+
+# --- 3b. known records ------------------------------------------------------------------------
+
+def with_known_empty(samples: list[ProbeSample], count: int) -> list[ProbeSample]:
+    """The first ``count`` known-record answers come back as production answers a provider timeout."""
+    out, left = [], count
+    for s in samples:
+        if left and s.label in KNOWN and not s.is_error:
+            s = probe(s.label, latency_ms=s.latency_ms, cached=False, provider="none", results=0)
+            left -= 1
+        out.append(s)
+    return out
+
+
+def test_known_records_found_passes():
+    samples = traffic(312)  # 209 known-record searches; the faker queries find nothing half the time
+    result = checks.check_known_records(evidence(samples))
+    assert_sentence(result, Verdict.PASS, "share of empty answers 0.0% (95% CI 0.0-1.8%) over 209 searches for "
+                    f"hamlet and 9780743273565 in {WINDOW}: the runbook's critical queries find their records")
+    assert result.measurements == {"measured": 0.0, "samples": 209}
+
+
+def test_provider_none_fails_known_records():
+    samples = with_known_empty(traffic(312), 60)
+    result = checks.check_known_records(evidence(samples))
+    assert_sentence(result, Verdict.FAIL, "share of empty answers 28.7% (95% CI 23.0-35.2%) over 209 searches",
+                    "upstream providers are failing (provider \"none\", empty lists")
+    assert "a rollback will not fix them" in result.next_step
+    # provider "none" counts even when results were somehow listed
+    odd = [probe(k, provider="none", results=3) for k in KNOWN for _ in range(50)]
+    assert checks.check_known_records(evidence(odd)).verdict is Verdict.FAIL
+
+
+def test_known_records_near_five_percent_is_inconclusive():
+    samples = with_known_empty(traffic(312), 10)  # 10 of 209: 4.8%
+    result = checks.check_known_records(evidence(samples))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "share of empty answers 4.8% (95% CI 2.6-8.6%) over 209 searches",
+                    "is too close to 5% to tell")
+
+
+def test_known_records_with_too_few_answers_is_inconclusive():
+    samples = traffic(312, errors=280)
+    answered = sum(1 for s in samples if s.label in KNOWN and not s.is_error)
+    assert answered < 30
+    result = checks.check_known_records(evidence(samples))
+    assert_sentence(result, Verdict.INCONCLUSIVE, f"only {answered} answered searches for the known records")
+
+
+# --- 4. WebSocket ------------------------------------------------------------------------------
+
+HEALTHY_RUN = ("ready_ack", "job_progress", "job_progress", "job_complete")
+
+
+def test_websocket_sessions_completing_pass():
+    runs = [ProgressRun(101, HEALTHY_RUN, 1000, "", s) for s in (0.4, 1.25, 0.8)]
+    result = checks.check_websocket(evidence(ws_runs=runs, ws_token_source="POST /v1/enrichment/batch"))
+    assert result.sentence == ("3 of 3 progress sessions (token from POST /v1/enrichment/batch) got 101, ready_ack, "
+                               "2+ job_progress, job_complete and close 1000 (slowest 1.25s).")
+    assert result.verdict is Verdict.PASS
+
+
+def test_websocket_failed_session_fails_and_says_what_it_saw():
+    runs = [ProgressRun(101, HEALTHY_RUN, 1000, "", 0.5),
+            ProgressRun(101, ("ready_ack", "job_progress"), 1006, "", 0.5),
+            ProgressRun(500, (), None, "", 0.1, "handshake refused with HTTP 500")]
+    result = checks.check_websocket(evidence(ws_runs=runs))
+    assert_sentence(result, Verdict.FAIL, "2 of 3 progress sessions failed (handshake 101, messages "
+                    "['ready_ack', 'job_progress'], close 1006)", "closes 1000")
+    assert result.measurements == {"failures": 2, "sessions": 3}
+    refused = checks.check_websocket(evidence(ws_runs=runs[2:]))
+    assert_sentence(refused, Verdict.FAIL, "1 of 1 progress sessions failed (handshake refused with HTTP 500)")
+    assert "Durable Object" in refused.next_step
+
+
+def test_websocket_without_a_token_is_inconclusive():
+    result = checks.check_websocket(evidence(ws_runs=[]))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "no progress-socket token is configured")
+
+
+def test_websocket_token_request_failing_is_an_error():
+    result = checks.check_websocket(evidence(ws_error="POST /v1/enrichment/batch: rate limited, retry after 60 s"))
+    assert_sentence(result, Verdict.ERROR, "no progress-socket token could be obtained: POST /v1/enrichment/batch: "
+                    "rate limited, retry after 60 s")
+
+
+def test_bogus_token_refused_with_401_passes():
+    run = ProgressRun(401, seconds=0.02, detail="handshake refused with HTTP 401")
+    result = checks.check_websocket_refuses_bogus_token(evidence(bogus_run=run))
+    assert_sentence(result, Verdict.PASS, "a made-up token was refused with 401")
+
+
+def test_bogus_token_accepted_is_a_security_failure():
+    run = ProgressRun(101, ("ready_ack",), 1000, "", 0.1)
+    result = checks.check_websocket_refuses_bogus_token(evidence(bogus_run=run))
+    assert_sentence(result, Verdict.FAIL, "a made-up token was ACCEPTED (101)", "security failure")
+    assert "security" in result.next_step
+
+
+@pytest.mark.parametrize("run, seen", [
+    (ProgressRun(500, detail="handshake refused with HTTP 500"),
+     "got 500 instead of 401 (handshake refused with HTTP 500)"),
+    (ProgressRun(None, detail="ConnectionRefusedError: [Errno 111] Connection refused"),
+     "got no answer instead of 401 (ConnectionRefusedError: [Errno 111] Connection refused)"),
+], ids=["500", "no-answer"])
+def test_bogus_token_neither_refused_nor_accepted_fails(run, seen):
+    result = checks.check_websocket_refuses_bogus_token(evidence(bogus_run=run))
+    assert_sentence(result, Verdict.FAIL, seen)
+    assert "Durable Object" in result.next_step
+
+
+def test_bogus_token_check_not_run_is_inconclusive():
+    result = checks.check_websocket_refuses_bogus_token(evidence(bogus_run=None))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "the negative check did not run")
+
+
+# --- 5. cache ----------------------------------------------------------------------------------
+
+def cache(samples: list[ProbeSample], analytics: AnalyticsEvidence | None, **fields: object) -> CheckResult:
+    return checks.check_cache(evidence(samples, analytics=analytics, **fields), RUNBOOK)
+
+
+def test_cache_hit_rate_above_half_passes():
+    samples = traffic(312)  # 207 of 312 answers cached: the 209 known-record searches after their first
+    result = cache(samples, analytics_for(samples))
+    assert_sentence(result, Verdict.PASS, "cache hit rate 66.3% (95% CI 60.9-71.4%) over 312 answered requests is "
+                    "above the 50.0% threshold", "(the runbook's query: 66.3%; cross-check: probes' cached share "
+                    "66.3% (95% CI 60.9-71.4%) over 312 answers)")
+    assert result.measurements["threshold"] == 0.5
+
+
+def test_cache_off_fails():
+    samples = traffic(312, cache=False)
+    result = cache(samples, analytics_for(samples))
+    assert_sentence(result, Verdict.FAIL, "cache hit rate 0.0% (95% CI 0.0-1.2%) over 312 answered requests is "
+                    "below the 50.0% threshold")
+    assert "not deployment-related" in result.next_step
+
+
+def test_cache_hit_rate_near_half_is_inconclusive():
+    samples = [probe(TITLE_HAMLET, cached=i % 2 == 0) for i in range(100)]
+    result = cache(samples, analytics_for(samples))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "cache hit rate 50.0% (95% CI 40.4-59.6%) over 100 answered",
+                    "cannot be told apart from the 50.0% threshold")
+
+
+def test_cache_with_too_few_requests_is_inconclusive():
+    samples = [probe(TITLE_HAMLET, cached=True) for _ in range(20)]
+    result = cache(samples, analytics_for(samples))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "cache hit rate 100.0% (95% CI 83.9-100.0%) over 20 answered "
+                    "requests: too few requests to judge")
+
+
+def test_blob3_never_hit_makes_the_runbook_query_untrustworthy():
+    samples = traffic(312)
+    result = cache(samples, analytics_for(samples, blob3_always_miss=True))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "the runbook's query reads 0.0%, but books_api_performance.blob3 "
+                    "reads MISS for answers the probes saw cached",
+                    "probes' cached share 66.3% (95% CI 60.9-71.4%) over 312 answers",
+                    "books_api_cache_metrics shows: api_miss 105, edge_hit_fresh 207")
+    assert result.quirks == (checks.QUIRK_BLOB3,) == ("blob3_always_miss",)
+    assert "fix blob3" in result.next_step
+
+
+def test_lagging_analytics_leaves_the_cache_inconclusive():
+    samples = traffic(312)
+    result = cache(samples, analytics_for(samples, seen=0.2))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "Analytics Engine holds 62 data points for 312 probe requests: "
+                    "not ingested yet")
+
+
+def test_cache_unreadable_analytics_is_an_error_with_the_probes_for_reference():
+    result = cache(traffic(312), None, analytics_error="HTTP 403 Authentication error")
+    assert_sentence(result, Verdict.ERROR, "Analytics Engine could not be read: HTTP 403 Authentication error "
+                    "(for reference, probes' cached share 66.3%")
+
+
+def test_runbook_query_without_rows_says_so():
+    samples = traffic(312)
+    analytics = analytics_for(samples)
+    analytics.runbook_hit_rate = None
+    assert_sentence(cache(samples, analytics), Verdict.PASS, "(the runbook's query: no rows;")
+
+
+# --- 6. data integrity -------------------------------------------------------------------------
+
+def canary(stored: bytes | None, *, expected: str = CANARY_VALUE, **fields: object) -> CheckResult:
+    canaries = {} if stored is None else {CANARY_KEY: stored}
+    return checks.check_canary(evidence(canaries=canaries, **fields), CANARY_KEY, expected)
+
+
+def test_canary_unchanged_passes():
+    result = canary(CANARY_VALUE.encode())
+    assert_sentence(result, Verdict.PASS, f"canary record 'canary/library/1' reads back unchanged "
+                    f"({len(CANARY_VALUE)} bytes)")
+
+
+def test_canary_gone_fails():
+    result = canary(None)
+    assert_sentence(result, Verdict.FAIL, "canary record 'canary/library/1' is gone from KV: data was lost")
+    assert "restore it from backup" in result.next_step
+
+
+def test_canary_changed_fails_with_both_sizes():
+    result = canary(CANARY_VALUE.replace('"read"', '"to-read"').encode())
+    assert_sentence(result, Verdict.FAIL, f"canary record 'canary/library/1' changed: expected {len(CANARY_VALUE)} "
+                    f"bytes as configured, found {len(CANARY_VALUE) + 3} bytes that differ")
+
+
+def test_canary_sizes_are_counted_in_bytes():
+    # "Café" is 4 characters but 5 bytes in UTF-8; a stored "Cafe" (4 bytes) differs in size
+    result = canary(b'{"title":"Cafe"}', expected='{"title":"Café"}')
+    assert_sentence(result, Verdict.FAIL, "expected 17 bytes as configured, found 16 bytes that differ")
+    assert canary('{"title":"Café"}'.encode(), expected='{"title":"Café"}').verdict is Verdict.PASS
+
+
+def test_canary_unreadable_is_an_error():
+    result = canary(None, canary_error="HTTP 403 Authentication error")
+    assert_sentence(result, Verdict.ERROR, "the canary record could not be read: HTTP 403 Authentication error")
+
+
+# --- signal sanity -----------------------------------------------------------------------------
+
+def sanity(samples: list[ProbeSample], analytics: AnalyticsEvidence | None, **fields: object) -> CheckResult:
+    return checks.check_signal_sanity(evidence(samples, analytics=analytics, **fields))
+
+
+def test_agreeing_telemetry_passes():
+    samples = traffic(312, errors=3)
+    result = sanity(samples, analytics_for(samples))
+    assert_sentence(result, Verdict.PASS, f"Analytics Engine agrees with the probes within noise over {WINDOW} "
+                    "(312 data points, 312 probes)")
+
+
+def test_lagging_telemetry_is_inconclusive():
+    samples = traffic(312)
+    result = sanity(samples, analytics_for(samples, seen=0.4))
+    assert_sentence(result, Verdict.INCONCLUSIVE, f"Analytics Engine shows 125 data points for the 312 requests the "
+                    f"probes made in {WINDOW}", "an empty window is not a healthy one")
+    empty = sanity(samples, AnalyticsEvidence())
+    assert_sentence(empty, Verdict.INCONCLUSIVE, "shows 0 data points for the 312 requests")
+
+
+def test_double1_500_is_named():
+    samples = traffic(312)
+    result = sanity(samples, analytics_for(samples, double1_500=True))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "telemetry disagrees with what the probes saw beyond noise",
+                    "analytics reads 5xx rate 100.0% (95% CI 98.8-100.0%) over 312 requests while the probes saw "
+                    "5xx rate 0.0% (95% CI 0.0-1.2%) over 312 requests",
+                    "Known quirk: books_api_performance.double1 reads 500 for requests the probes saw succeed")
+    assert result.quirks == ("double1_500",)
+
+
+def test_blob3_always_miss_is_named():
+    samples = traffic(312)
+    result = sanity(samples, analytics_for(samples, blob3_always_miss=True))
+    assert_sentence(result, Verdict.INCONCLUSIVE, "analytics reads cache hit rate 0.0%", "while the probes saw "
+                    "cache hit rate 66.3%", "Known quirk: books_api_performance.blob3 reads MISS")
+    assert result.quirks == ("blob3_always_miss",)
+
+
+def test_both_production_quirks_at_once():
+    samples = traffic(312)
+    result = sanity(samples, analytics_for(samples, double1_500=True, blob3_always_miss=True))
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.quirks == ("double1_500", "blob3_always_miss")
+    assert "double1 reads 500" in result.sentence and "blob3 reads MISS" in result.sentence
+
+
+def test_disagreement_without_a_known_quirk_is_inconclusive():
+    samples = traffic(312, errors=3)
+    wrong = analytics_for(samples)
+    wrong.errors = 90  # 4xx where the probes saw none
+    result = sanity(samples, wrong)
+    assert_sentence(result, Verdict.INCONCLUSIVE, "analytics reads error rate 28.8%", "Known quirk: no known quirk "
+                    "matches")
+    assert result.quirks == ()
+
+
+def test_unreadable_telemetry_is_an_error():
+    result = sanity(traffic(312), None, analytics_error="HTTP 400 syntax error at position 12")
+    assert_sentence(result, Verdict.ERROR, "Analytics Engine could not be read: HTTP 400 syntax error at position 12")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_healthy_service_is_never_failed_on_quirky_telemetry(seed):
+    """The point of REALITY.md: production's telemetry must neither fail nor pass a healthy worker."""
+    samples = traffic(312, errors=2, seed=seed)
+    quirky = analytics_for(samples, double1_500=True, blob3_always_miss=True)
+    ev = evidence(samples, analytics=quirky)
+    verdicts = [checks.check_error_rate(ev, "analytics", only_5xx, RUNBOOK).verdict for only_5xx in (False, True)]
+    verdicts += [checks.check_cache(ev, RUNBOOK).verdict, checks.check_signal_sanity(ev).verdict]
+    assert verdicts == [Verdict.INCONCLUSIVE] * 4
+    assert [checks.check_error_rate(ev, "probes", s, RUNBOOK).verdict for s in (False, True)] == [Verdict.PASS] * 2
+
+
+def test_each_quirk_spoils_only_its_own_signal():
+    samples = traffic(312, errors=3)
+    double1 = evidence(samples, analytics=analytics_for(samples, double1_500=True))
+    assert checks.check_error_rate(double1, "analytics", False, RUNBOOK).verdict is Verdict.INCONCLUSIVE
+    assert_sentence(checks.check_cache(double1, RUNBOOK), Verdict.PASS, "above the 50.0% threshold")
+    blob3 = evidence(samples, analytics=analytics_for(samples, blob3_always_miss=True))
+    assert checks.check_cache(blob3, RUNBOOK).verdict is Verdict.INCONCLUSIVE
+    assert_sentence(checks.check_error_rate(blob3, "analytics", False, RUNBOOK), Verdict.PASS,
+                    "error rate 1.0% (95% CI 0.3-2.8%) over 312 requests")
+
+
+def test_analytics_lag_boundary_is_half_the_probes():
+    samples = traffic(312)
+    half = analytics_for(samples, seen=0.5)
+    assert half.requests == 156
+    assert_sentence(sanity(samples, half), Verdict.PASS, "(156 data points, 312 probes)")
+    half.requests = 155
+    assert_sentence(sanity(samples, half), Verdict.INCONCLUSIVE, "shows 155 data points for the 312 requests")
+
+
+def test_response_time_names_its_endpoint_and_skipped_probe_slots():
+    for endpoint in (e for e in DEFAULT_ENDPOINTS if e.is_search):
+        result = checks.check_response_time(evidence(traffic(900)), endpoint, RUNBOOK)
+        assert result.check == f"response time P95 [{endpoint.key}]"
+        assert result.measurements["endpoint"] == endpoint.key
+    ev = evidence(latencies(TITLE_FRESH, [100.0 + i for i in range(100)]), skipped={TITLE_FRESH: 5})
+    result = checks.check_response_time(ev, ENDPOINTS[TITLE_FRESH], RUNBOOK)
+    assert_sentence(result, Verdict.PASS, "over 100 answers", "5 probe slots were skipped")
+    assert result.measurements["skipped_probes"] == 5
