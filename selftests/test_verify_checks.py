@@ -471,8 +471,14 @@ def test_too_few_answers_for_a_p95_is_inconclusive():
     samples = latencies(TITLE_FRESH, [80.0] * 20) + [probe(TITLE_FRESH, SERVER_ERROR) for _ in range(80)]
     result = response_time(samples)
     assert_sentence(result, Verdict.INCONCLUSIVE, "only 20 of 100 probes of title:<faker> were answered "
-                    f"successfully in {WINDOW}: too few to judge a P95 against 1000 ms")
+                    f"successfully (or timed out) in {WINDOW}: too few to judge a P95 against 1000 ms")
     assert "error-rate" in result.next_step
+
+
+def test_a_target_that_never_answers_fails_on_latency_not_inconclusive():
+    samples = [probe(TITLE_FRESH, TIMEOUT, 5000.0 + i) for i in range(60)]
+    result = response_time(samples)
+    assert_sentence(result, Verdict.FAIL, "over 60 answers", "exceeds the 1000 ms threshold")
 
 
 def test_p95_reports_the_cold_and_warm_split():
