@@ -3,7 +3,10 @@
 
 Skipped, with the reason, when a client is not installed: ``make clients`` (or
 ``npm install --prefix .clients wrangler@4``) and ``pip install 'cloudflare>=5.9,<6'``. ``WRANGLER_BIN``
-names another wrangler. Every subprocess has a timeout; waits poll a condition against a deadline.
+names other wranglers, separated by ``os.pathsep``; a ``node`` next to one is used to run it, so the
+latest wrangler (node >= 22) can be checked on node 20 with
+``npm install --prefix .clients/node22 node@22 wrangler@latest``. Every subprocess has a timeout;
+waits poll a condition against a deadline.
 """
 
 from __future__ import annotations
@@ -32,35 +35,45 @@ DEADLINE_S = 30.0
 
 
 # --- wrangler -------------------------------------------------------------------------------------
-def find_wrangler() -> Path | None:
-    candidates = [os.environ.get("WRANGLER_BIN", ""), ROOT / "node_modules/.bin/wrangler",
-                  ROOT / ".clients/node_modules/.bin/wrangler"]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
+def wrangler_binaries() -> list[Path | None]:
+    """``WRANGLER_BIN`` (several paths separated by ``os.pathsep`` check several versions), else the
+    first installed of ``node_modules`` (``make clients``) and ``.clients/node_modules``; [None] if none."""
+    listed = [Path(p) for p in os.environ.get("WRANGLER_BIN", "").split(os.pathsep) if p]
+    defaults = [ROOT / "node_modules/.bin/wrangler", ROOT / ".clients/node_modules/.bin/wrangler"]
+    found = [p for p in listed if p.is_file()] if listed else [p for p in defaults if p.is_file()][:1]
+    return list(found) or [None]
 
 
-@pytest.fixture(scope="module")
-def wrangler() -> tuple[Path, str]:
-    """The wrangler binary and its version, or a skip saying how to install it."""
-    binary = find_wrangler()
+def binary_label(binary: Path | None) -> str:
+    if binary is None:
+        return "none"
+    return str(binary.relative_to(ROOT)) if binary.is_relative_to(ROOT) else str(binary)
+
+
+@pytest.fixture(scope="module", params=wrangler_binaries(), ids=binary_label)
+def wrangler(request: pytest.FixtureRequest) -> tuple[Path, str, str]:
+    """The wrangler binary, its version and the PATH to run it with (a ``node`` installed next to it,
+    e.g. npm's ``node@22`` for wrangler >= 4.100, comes first), or a skip saying how to install it."""
+    binary: Path | None = request.param
     if binary is None:
         pytest.skip("wrangler is not installed (make clients, or npm install --prefix .clients wrangler@4)")
-    if shutil.which("node") is None:
+    path = os.environ["PATH"]
+    if (binary.parent / "node").is_file():
+        path = f"{binary.parent}{os.pathsep}{path}"
+    if shutil.which("node", path=path) is None:
         pytest.skip("node is not on PATH, so wrangler cannot run")
     done = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S,
-                          env={"PATH": os.environ["PATH"], "WRANGLER_SEND_METRICS": "false"})
+                          env={"PATH": path, "WRANGLER_SEND_METRICS": "false"})
     assert done.returncode == 0, done.stderr
-    return binary, done.stdout.strip().splitlines()[-1]
+    return binary, done.stdout.strip().splitlines()[-1], path
 
 
 @pytest.fixture
-def wrangler_env(live: RunningStaging, tmp_path: Path) -> dict[str, str]:
+def wrangler_env(wrangler, live: RunningStaging, tmp_path: Path) -> dict[str, str]:
     """Exactly what wrangler needs to talk only to the staging: no proxy variables, a throwaway HOME."""
     config = live.config
     return {
-        "PATH": os.environ["PATH"],
+        "PATH": wrangler[2],
         "HOME": str(tmp_path),
         "TMPDIR": str(tmp_path),
         "CLOUDFLARE_API_BASE_URL": live.cloudflare_api_url,
@@ -73,7 +86,7 @@ def wrangler_env(live: RunningStaging, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def run_wrangler(wrangler: tuple[Path, str], env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def run_wrangler(wrangler: tuple[Path, str, str], env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([str(wrangler[0]), *args], env=env, cwd=env["HOME"], capture_output=True, text=True,
                           timeout=COMMAND_TIMEOUT_S, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, (

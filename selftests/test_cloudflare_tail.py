@@ -321,6 +321,27 @@ def test_live_socket_closes_with_1000_on_delete(live: RunningStaging):
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
 
 
+def test_live_a_stalled_consumer_loses_old_events_and_blocks_nobody(live: RunningStaging):
+    url = live_tail(live)
+    padding = "p" * 10_000
+    with connect(url, subprotocols=["trace-v1"], proxy=None, open_timeout=DEADLINE_S, max_queue=1) as ws:
+        hub = live.staging.tails
+        (tail,) = hub.open_tails()
+        deadline = time.monotonic() + DEADLINE_S
+        published = 0
+        while not (tail.subscribers and tail.subscribers[0].dropped > 0):
+            assert time.monotonic() < deadline, f"nothing was dropped after {published} events"
+            for _ in range(200):
+                hub.publish({**event(f"bulk-{published}"), "padding": padding})
+                published += 1
+        health = httpx.get(f"{live.base_url}/__staging/info", timeout=5, trust_env=False)
+        assert health.status_code == 200, "the server still answers while a tail consumer is stalled"
+        hub.publish(event("newest"))
+        seen = markers(ws, until="newest")
+        assert len(seen) < published + 1, "the oldest events were dropped"
+        assert seen[-1] == "newest"
+
+
 def read_frame(sock: socket.socket) -> Frame:
     """One server frame from a raw socket (the server never masks)."""
     buffer = b""

@@ -3,7 +3,7 @@ with a zero key (staging/wsshim.py; notes/real-clients.md, "tail", step 3)."""
 
 from __future__ import annotations
 
-import os
+import random
 
 import pytest
 from websockets.client import ClientProtocol
@@ -69,7 +69,7 @@ def test_an_unmasked_frame_gets_the_mask_bit_and_a_zero_key():
 
 @pytest.mark.parametrize("size", PAYLOAD_SIZES)
 def test_every_length_encoding_reaches_the_strict_parser_intact(size: int):
-    payload = os.urandom(size)
+    payload = random.Random(size).randbytes(size)
     stream = handshake() + frame(payload, masked=False, opcode=Opcode.BINARY)
     frames = strict_server_frames(UnmaskedFrameMasker().feed(stream))
     assert [(f.opcode, bytes(f.data)) for f in frames] == [(Opcode.BINARY, payload)]
@@ -88,7 +88,7 @@ def test_bytes_fed_one_at_a_time_give_the_same_stream_as_one_chunk():
         frame(b'{"debug":false}', masked=False),
         frame(b"wrangler tail ping", masked=False, opcode=Opcode.PING),
         frame(b"m" * 200, masked=True),
-        frame(os.urandom(70_000), masked=False, opcode=Opcode.BINARY),
+        frame(random.Random(1).randbytes(70_000), masked=False, opcode=Opcode.BINARY),
         frame(b"\x03\xe8bye", masked=False, opcode=Opcode.CLOSE),
     ])
     whole = UnmaskedFrameMasker().feed(stream)

@@ -13,6 +13,8 @@ payload byte pass through unchanged. Frames may be split across TCP reads at any
 
 from __future__ import annotations
 
+from typing import Any
+
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 _END_OF_HEAD = b"\r\n\r\n"
@@ -96,3 +98,10 @@ class LenientWebSocketProtocol(WebSocketsSansIOProtocol):
         rewritten = self._masker.feed(data)
         if rewritten:
             super().data_received(rewritten)
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message.get("type") == "websocket.http.response.body" and not message.get("more_body", False):
+            # A denial response (400/401/426/500 to a handshake) is a complete answer: without this,
+            # uvicorn logs "ASGI callable returned without completing handshake" for every refusal.
+            self.handshake_complete = True

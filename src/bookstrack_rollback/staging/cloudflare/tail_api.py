@@ -106,16 +106,24 @@ async def _pump(websocket: WebSocket, subscriber: Subscriber, hub: TailHub) -> N
                 return
 
     async def send_events() -> None:
-        while True:
-            try:
-                item = await asyncio.wait_for(subscriber.queue.get(), timeout=EXPIRY_POLL_S)
-            except asyncio.TimeoutError:
-                hub.prune()
-                continue
-            if item is CLOSED:
-                await websocket.close(1000, "tail ended")
-                return
-            await websocket.send_text(item)
+        # One pending get() survives the polls (wait_for would cancel it and could lose an event).
+        getter: asyncio.Future[str | None] | None = None
+        try:
+            while True:
+                if getter is None:
+                    getter = asyncio.ensure_future(subscriber.queue.get())
+                done, _ = await asyncio.wait({getter}, timeout=EXPIRY_POLL_S)
+                if not done:
+                    hub.prune()
+                    continue
+                item, getter = getter.result(), None
+                if item is CLOSED:
+                    await websocket.close(1000, "tail ended")
+                    return
+                await websocket.send_text(item)
+        finally:
+            if getter is not None:
+                getter.cancel()
 
     reader = asyncio.ensure_future(read_client())
     sender = asyncio.ensure_future(send_events())
