@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from bookstrack_rollback.reporting.charts import histogram_svg
 from bookstrack_rollback.verify import checks
 from bookstrack_rollback.verify.plan import DEFAULT_ENDPOINTS
 from fixtures.reporting import as_json, label_check, record, samples_csv
@@ -54,9 +55,12 @@ def test_error_rate(evidence, runbook, source, kind):
 @pytest.mark.parametrize("endpoint", SEARCH_ENDPOINTS, ids=[e.key for e in SEARCH_ENDPOINTS])
 def test_response_time(evidence, runbook, endpoint):
     label_check("3. Response Time", f"P95 of {endpoint.key}")
-    rows = [s.as_row() for s in evidence.samples_for(endpoint.key)]
+    samples = evidence.samples_for(endpoint.key)
+    chart = histogram_svg([s.latency_ms for s in samples if not s.is_error], title=f"latency of {endpoint.key}",
+                          threshold=runbook.verification.p95_below_s * 1000)
     record(checks.check_response_time(evidence, endpoint, runbook),
-           attachments={f"{endpoint.key} samples.csv": (samples_csv(rows), "CSV")})
+           attachments={f"{endpoint.key} samples.csv": (samples_csv([s.as_row() for s in samples]), "CSV"),
+                        f"{endpoint.key} latency histogram.svg": (chart, "SVG")})
 
 
 def test_known_records_found(evidence):

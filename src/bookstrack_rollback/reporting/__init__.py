@@ -1,0 +1,1 @@
+"""Reports: Allure metadata, self-contained SVG charts, the drill report."""
