@@ -334,12 +334,18 @@ def test_zero_errors_over_a_few_dozen_requests_is_not_yet_a_pass():
                     "cannot be told apart from the 5.0% threshold")
 
 
-@pytest.mark.parametrize("errors", [0, 29], ids=["all-ok", "all-failed"])
-def test_too_few_requests_are_inconclusive_never_pass_nor_fail(errors):
+@pytest.mark.parametrize("errors", [0, 1], ids=["all-ok", "one-failed"])
+def test_too_few_requests_are_inconclusive_never_pass(errors):
     result = error_rate(traffic(29, errors=errors))
     assert_sentence(result, Verdict.INCONCLUSIVE, "over 29 requests", f"in {WINDOW}",
                     "fewer than the 30 samples needed to judge against the 5.0% threshold")
     assert result.measurements["samples"] == 29
+
+
+def test_too_few_requests_still_fail_when_the_breach_is_certain():
+    result = error_rate(traffic(29, errors=29))
+    assert_sentence(result, Verdict.FAIL, "error rate 100.0% (95% CI 88.3-100.0%) over 29 requests",
+                    "exceeds the 5.0% threshold")
 
 
 def test_no_requests_at_all_is_inconclusive():
@@ -471,7 +477,7 @@ def test_too_few_answers_for_a_p95_is_inconclusive():
     samples = latencies(TITLE_FRESH, [80.0] * 20) + [probe(TITLE_FRESH, SERVER_ERROR) for _ in range(80)]
     result = response_time(samples)
     assert_sentence(result, Verdict.INCONCLUSIVE, "only 20 of 100 probes of title:<faker> were answered "
-                    f"successfully (or timed out) in {WINDOW}: too few to judge a P95 against 1000 ms")
+                    f"or timed out in {WINDOW}: too few to judge a P95 against 1000 ms")
     assert "error-rate" in result.next_step
 
 

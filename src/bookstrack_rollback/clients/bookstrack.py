@@ -184,11 +184,13 @@ async def run_progress_socket(base_url: str, job_id: str, token: str, *, timeout
     """Connect, send ``ready``, read until the server closes; the whole session within ``timeout``."""
     started = time.perf_counter()
     types: list[str] = []
+    opened = False
     url = progress_url(base_url, job_id, token)
     try:
         async with asyncio.timeout(timeout):
             async with connect(url, proxy=None, open_timeout=timeout, close_timeout=2,
                                ping_interval=None, max_size=2**20) as ws:
+                opened = True
                 await ws.send(json.dumps({"type": "ready"}))
                 try:
                     async for raw in ws:
@@ -205,8 +207,8 @@ async def run_progress_socket(base_url: str, job_id: str, token: str, *, timeout
         return ProgressRun(exc.response.status_code, seconds=time.perf_counter() - started,
                            detail=f"handshake refused with HTTP {exc.response.status_code}")
     except TimeoutError:
-        return ProgressRun(101 if types else None, tuple(types), seconds=time.perf_counter() - started,
-                           detail=f"no end of the job within {timeout:.1f}s")
+        what = f"no end of the job within {timeout:.1f}s" if opened else f"no handshake answer within {timeout:.1f}s"
+        return ProgressRun(101 if opened else None, tuple(types), seconds=time.perf_counter() - started, detail=what)
     except (OSError, InvalidHandshake, websockets.exceptions.WebSocketException) as exc:
         return ProgressRun(None, tuple(types), seconds=time.perf_counter() - started,
                            detail=f"{type(exc).__name__}: {exc}")

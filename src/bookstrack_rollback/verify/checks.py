@@ -174,12 +174,13 @@ def _judge_rate(name: str, rate: Rate, what: str, threshold: float, evidence: Ev
     where = f"in {_window(evidence)}"
     measurements = {"measured": rate.value, "samples": rate.total, "threshold": threshold,
                     "window_s": plan.window_s}
-    if rate.total < plan.min_samples:
+    low, high = rate.interval(plan.confidence)
+    verdict = judge_below(low, high, threshold)
+    if rate.total < plan.min_samples and verdict is not Judgement.BREACH:
+        # too few samples never PASS; a breach certain even on few samples still FAILs
         return inconclusive(name, f"{text} {where}: fewer than the {plan.min_samples} samples needed to judge "
                             f"against the {percent(threshold)} threshold.",
                             "raise the probe rate or the time scale, then run again", **measurements)
-    low, high = rate.interval(plan.confidence)
-    verdict = judge_below(low, high, threshold)
     if verdict is Judgement.WITHIN:
         return passed(name, f"{text} {where} is below the {percent(threshold)} threshold.", **measurements)
     if verdict is Judgement.BREACH:
@@ -249,12 +250,12 @@ def check_response_time(evidence: Evidence, endpoint: Endpoint, runbook: Runbook
         split += f"; {skipped} probe slots were skipped, too many probes already waiting for answers"
         text = estimate.describe(f"P95 of {endpoint.key}", "answers", plan.confidence) + split
         measurements["skipped_probes"] = skipped
-    if len(latencies) < plan.min_samples:
-        return inconclusive(name, f"only {len(answered)} of {len(samples)} probes of {endpoint.key} were answered "
-                            f"successfully (or timed out) in {_window(evidence)}: too few to judge a P95 against "
+    verdict = judge_below(estimate.low, estimate.high, threshold_ms)
+    if len(latencies) < plan.min_samples and verdict is not Judgement.BREACH:
+        return inconclusive(name, f"only {len(latencies)} of {len(samples)} probes of {endpoint.key} were answered "
+                            f"or timed out in {_window(evidence)}: too few to judge a P95 against "
                             f"{threshold_ms:.0f} ms.", "fix the errors first (see the error-rate checks)",
                             **measurements)
-    verdict = judge_below(estimate.low, estimate.high, threshold_ms)
     if verdict is Judgement.WITHIN:
         return passed(name, f"{text} in {_window(evidence)} is under the {threshold_ms:.0f} ms threshold.",
                       **measurements)
@@ -297,6 +298,9 @@ def check_websocket(evidence: Evidence) -> CheckResult:
     if evidence.ws_error:
         return checker_error(name, f"no progress-socket token could be obtained: {evidence.ws_error}.",
                              "wait for the batch rate limit (10 per minute) or set BOOKSTRACK_WS_JOB/BOOKSTRACK_WS_TOKEN")
+    if evidence.ws_token_failure:
+        return failed(name, f"the service could not issue a progress-socket token: {evidence.ws_token_failure}.",
+                      "POST /v1/enrichment/batch is failing: check the worker and its Durable Objects")
     if not evidence.ws_runs:
         return inconclusive(name, "no progress-socket token is configured, and creating an enrichment job is not "
                             "allowed for this target (request_ws_token = false).",

@@ -22,7 +22,7 @@ from faker import Faker
 
 from ..clients import bookstrack
 from ..clients.cloudflare import CloudflareApi
-from ..clients.errors import TargetError
+from ..clients.errors import RateLimited, TargetError
 from ..config import Target
 from .evidence import AnalyticsEvidence, Evidence
 from .plan import Endpoint, VerifyPlan
@@ -142,8 +142,11 @@ async def websocket(plan: VerifyPlan, target: Target, client: httpx.AsyncClient,
             try:
                 grant = await bookstrack.request_progress_token(
                     client, job_id, [{"title": "Hamlet", "author": "William Shakespeare"}])
-            except TargetError as exc:
+            except RateLimited as exc:
                 evidence.ws_error = f"{exc} ({exc.what_to_do})"
+                return
+            except TargetError as exc:  # the service could not issue a token: that is its failure
+                evidence.ws_token_failure = f"{exc}"
                 return
             evidence.ws_runs.append(await bookstrack.run_progress_socket(
                 target.base_url, grant.job_id, grant.token, timeout=plan.ws_timeout_s))

@@ -38,7 +38,8 @@ class Evidence:
     serving_version: VersionInfo | None = None
     deployments_error: str | None = None
     ws_runs: list[ProgressRun] = field(default_factory=list)
-    ws_error: str | None = None
+    ws_error: str | None = None  # the checker could not get a token (rate limited)
+    ws_token_failure: str | None = None  # the service failed to issue a token
     ws_token_source: str = ""
     bogus_run: ProgressRun | None = None
     canaries: dict[str, bytes | None] = field(default_factory=dict)

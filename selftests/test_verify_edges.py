@@ -1,0 +1,146 @@
+"""`pytest -m verify` at its edges: read-only, secret-free, too little traffic, analytics down, and a
+target that accepts connections but never answers. Each runs the real suite (pytester) against a
+staging started here, named in a targets.toml as a user would name a real target."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
+from bookstrack_rollback.staging.state import CANARY_RECORDS
+from matrix import verdicts_from_junit
+
+ROOT = Path(__file__).resolve().parents[1]
+VERIFY_TESTS = (ROOT / "tests" / "test_verify.py").read_text()
+SECRET_TOKEN = "edge-case-token-5f3b9c1d7e"
+
+
+@pytest.fixture
+def outer() -> Iterator[RunningStaging]:
+    running = start_in_thread(StagingConfig(seed=77, token=SECRET_TOKEN))
+    yield running
+    running.stop()
+
+
+def targets_toml(staging: RunningStaging, *, cloudflare_api_url: str | None = None, base_url: str | None = None) -> str:
+    canaries = "\n".join(f'"{k}" = \'{v}\'' for k, v in CANARY_RECORDS.items())
+    return f"""
+[targets.local]
+environment = "staging"
+base_url = "{base_url or staging.base_url}"
+cloudflare_api_url = "{cloudflare_api_url or staging.cloudflare_api_url}"
+worker = "{staging.config.worker_name}"
+kv_namespace_id = "{staging.config.kv_namespace_id}"
+known_stable = "1.9.0"
+request_ws_token = true
+analytics_lag_s = 0
+time_scale = 0.02
+
+[targets.local.canaries]
+{canaries}
+"""
+
+
+def run_verify(suite: pytest.Pytester, toml: str, *args: str, token: str = SECRET_TOKEN):
+    suite.makepyfile(test_verify=VERIFY_TESTS)
+    suite.makefile(".toml", targets=toml)
+    junit = suite.path / "junit.xml"
+    alluredir = suite.path / "allure-results"
+    os.environ["CLOUDFLARE_API_TOKEN"] = token
+    os.environ["CLOUDFLARE_ACCOUNT_ID"] = StagingConfig().account_id
+    try:
+        started = time.monotonic()
+        result = suite.runpytest_subprocess("-m", "verify", "--target", "local", f"--junitxml={junit}",
+                                            f"--alluredir={alluredir}", "-p", "no:cacheprovider", *args)
+        elapsed = time.monotonic() - started
+    finally:
+        del os.environ["CLOUDFLARE_API_TOKEN"], os.environ["CLOUDFLARE_ACCOUNT_ID"]
+    assert junit.exists(), result.stdout.str()[-2000:]
+    return verdicts_from_junit(junit), result, elapsed
+
+
+def test_verify_changes_nothing_and_leaks_no_token(suite: pytest.Pytester, outer: RunningStaging):
+    before = outer.staging.workers.serving_deployment().id
+    since = time.time()
+    verdicts, result, _ = run_verify(suite, targets_toml(outer))
+    assert {v for v, _ in verdicts.values()} == {"PASS"}, verdicts
+    log = httpx.get(f"{outer.base_url}/__staging/requests", params={"since": since}, timeout=5).json()["requests"]
+    writes = {(r["method"], r["path"]) for r in log
+              if r["method"] not in ("GET", "WEBSOCKET") and r["api"] != "admin"}
+    sql = f"/client/v4/accounts/{outer.config.account_id}/analytics_engine/sql"
+    assert writes <= {("POST", "/v1/enrichment/batch"), ("POST", sql)}, f"verify wrote to the target: {writes}"
+    assert outer.staging.workers.serving_deployment().id == before
+    assert len(log) > 500  # it did probe
+    # the token is in no output, report or attachment
+    leaks = [str(p) for p in suite.path.rglob("*") if p.is_file() and SECRET_TOKEN.encode() in p.read_bytes()]
+    assert not leaks, f"the Cloudflare token leaked into {leaks}"
+    assert SECRET_TOKEN not in result.stdout.str() + result.stderr.str()
+
+
+def test_too_little_traffic_is_inconclusive_never_pass(suite: pytest.Pytester, outer: RunningStaging):
+    verdicts, _, _ = run_verify(suite, targets_toml(outer), "--probe-rate", "3")
+    for check in ("error_rate[probes-error rate]", "error_rate[probes-5xx rate]", "response_time[title:hamlet]",
+                  "response_time[title:<faker>]", "cache_performance"):
+        assert verdicts[check][0] == "INCONCLUSIVE", (check, verdicts[check])
+        assert "Next:" in verdicts[check][1]
+
+
+def test_analytics_down_is_a_checker_error_not_a_service_failure(suite: pytest.Pytester, outer: RunningStaging):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/client/v4"
+    verdicts, _, _ = run_verify(suite, targets_toml(outer, cloudflare_api_url=dead))
+    for check in ("version_identity", "error_rate[analytics-error rate]", "cache_performance", "signal_sanity",
+                  "data_integrity[canary/library/1]"):
+        assert verdicts[check][0] == "ERROR", (check, verdicts[check])
+    assert verdicts["error_rate[probes-error rate]"][0] == "PASS"
+    assert "Unreachable" in verdicts["version_identity"][1] or "ConnectError" in verdicts["version_identity"][1]
+
+
+def test_refused_credentials_are_a_checker_error(suite: pytest.Pytester, outer: RunningStaging):
+    verdicts, result, _ = run_verify(suite, targets_toml(outer), token="wrong-token-123456789")
+    assert verdicts["version_identity"][0] == "ERROR"
+    assert "Authentication error" in verdicts["version_identity"][1]
+    assert "CLOUDFLARE_API_TOKEN" in verdicts["version_identity"][1]  # says what to do
+    assert "wrong-token-123456789" not in result.stdout.str()
+
+
+def test_a_target_that_never_answers_fails_within_its_timeout(suite: pytest.Pytester, outer: RunningStaging):
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(512)  # accepts connections (the kernel does), never answers
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        hung.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(hung.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        verdicts, _, elapsed = run_verify(suite, targets_toml(outer, base_url=url), "--probe-rate", "20")
+    finally:
+        stop.set()
+        thread.join()
+        for connection in accepted:
+            connection.close()
+        hung.close()
+    assert verdicts["health_check"][0] == "FAIL"
+    assert "no answer within the timeout" in verdicts["health_check"][1]
+    assert verdicts["response_time[title:hamlet]"][0] == "FAIL"
+    assert verdicts["websocket_connectivity"][0] in ("FAIL", "ERROR")
+    assert elapsed < 60, f"a hung target took {elapsed:.0f}s to fail"
