@@ -142,5 +142,5 @@ def test_a_target_that_never_answers_fails_within_its_timeout(suite: pytest.Pyte
     assert verdicts["health_check"][0] == "FAIL"
     assert "no answer within the timeout" in verdicts["health_check"][1]
     assert verdicts["response_time[title:hamlet]"][0] == "FAIL"
-    assert verdicts["websocket_connectivity"][0] in ("FAIL", "ERROR")
+    assert verdicts["websocket_connectivity"][0] == "INCONCLUSIVE"  # no token could be had: socket untested
     assert elapsed < 60, f"a hung target took {elapsed:.0f}s to fail"

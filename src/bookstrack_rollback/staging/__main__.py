@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn_config(create_app(Staging(config)), log_level=args.log_level))
+    staging = Staging(config)
+    staging.books.catalogue  # generate the catalogue now, not during the first search
+    server = uvicorn.Server(uvicorn_config(create_app(staging), log_level=args.log_level))
     print(banner(config, base_url), flush=True)
     try:
         asyncio.run(server.serve(sockets=[sock]))

@@ -96,6 +96,7 @@ def start_in_thread(
 ) -> RunningStaging:
     """Start a staging in a daemon thread and return once it accepts connections."""
     staging = Staging(config)
+    staging.books.catalogue  # generate the catalogue now, not during the first search
     sock = bind_socket(host, port)
     actual_port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn_config(create_app(staging)))

@@ -27,7 +27,7 @@ QUIRK_TEXT = {
 
 
 def _window(evidence: Evidence) -> str:
-    seconds = evidence.plan.window_s
+    seconds = max(evidence.plan.window_s, evidence.probe_seconds)
     minutes = seconds / 60 / evidence.target.time_scale
     return f"the last {seconds:.0f}s ({minutes:g} runbook minutes)" if evidence.target.time_scale != 1 else \
         f"the last {minutes:g}m"
@@ -298,9 +298,12 @@ def check_websocket(evidence: Evidence) -> CheckResult:
     if evidence.ws_error:
         return checker_error(name, f"no progress-socket token could be obtained: {evidence.ws_error}.",
                              "wait for the batch rate limit (10 per minute) or set BOOKSTRACK_WS_JOB/BOOKSTRACK_WS_TOKEN")
-    if evidence.ws_token_failure:
-        return failed(name, f"the service could not issue a progress-socket token: {evidence.ws_token_failure}.",
-                      "POST /v1/enrichment/batch is failing: check the worker and its Durable Objects")
+    if not evidence.ws_runs and evidence.ws_token_failures:
+        count = len(evidence.ws_token_failures)
+        return inconclusive(name, f"the socket was not tested: all {count} requests for a progress-socket token "
+                            f"failed ({evidence.ws_token_failures[-1]}).",
+                            "POST /v1/enrichment/batch is failing: see the error-rate checks; set "
+                            "BOOKSTRACK_WS_JOB/BOOKSTRACK_WS_TOKEN to test the socket on its own")
     if not evidence.ws_runs:
         return inconclusive(name, "no progress-socket token is configured, and creating an enrichment job is not "
                             "allowed for this target (request_ws_token = false).",

@@ -34,12 +34,13 @@ class Evidence:
     ended_at: float = 0.0
     samples: list[ProbeSample] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)  # probe slots skipped: too many in flight
+    probe_seconds: float = 0.0  # how long probing lasted (the window, plus any top-up)
     serving: DeploymentInfo | None = None
     serving_version: VersionInfo | None = None
     deployments_error: str | None = None
     ws_runs: list[ProgressRun] = field(default_factory=list)
     ws_error: str | None = None  # the checker could not get a token (rate limited)
-    ws_token_failure: str | None = None  # the service failed to issue a token
+    ws_token_failures: list[str] = field(default_factory=list)  # token requests the service failed
     ws_token_source: str = ""
     bogus_run: ProgressRun | None = None
     canaries: dict[str, bytes | None] = field(default_factory=dict)

@@ -58,6 +58,11 @@ class VerifyPlan:
     seed: int
 
     @property
+    def latency_needed(self) -> int:
+        """Answers per endpoint below which a P95 cannot get a finite 95% upper bound (with margin)."""
+        return 80
+
+    @property
     def total_weight(self) -> int:
         return sum(e.weight for e in self.endpoints)
 
@@ -67,7 +72,7 @@ class VerifyPlan:
     @property
     def duration_s(self) -> float:
         """The longest window; the whole run should take about this long."""
-        return self.window_s + self.analytics_lag_s
+        return self.window_s * 1.5 + self.analytics_lag_s
 
 
 def auto_probe_rate(window_s: float, endpoints: tuple[Endpoint, ...], latency_samples: int,
@@ -84,7 +89,7 @@ def make_plan(
     expect_version: str | None = None,
     recorded_target: str | None = None,
     probe_rate: float | None = None,
-    latency_samples: int = 80,
+    latency_samples: int = 100,
     ws_sessions: int = 3,
     request_timeout_s: float = 5.0,
 ) -> VerifyPlan:

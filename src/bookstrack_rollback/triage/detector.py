@@ -1,0 +1,142 @@
+"""Streaming detection: samples arrive, triggers are re-judged, the checklist becomes decidable.
+
+Three windows, all on the same samples:
+- since the latest deployment (detection: the most data, so a real spike is confirmed fastest);
+- the recent window (persistence: is it still happening?);
+- before the deployment (the baseline: did the errors exist already?).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..clients.bookstrack import ProbeSample
+from ..clients.cloudflare import VersionInfo
+from ..config import Runbook
+from ..stats import Judgement
+from .decision import Decision, Situation, decide
+from .triggers import CanaryRead, Reading, TriggerEvaluator, Window, WsSession
+
+_ERROR_TRIGGERS = {"error_rate_spike", "server_error_rate", "moderate_error_rate", "complete_outage"}
+# one error rate judged against two thresholds (>10% immediate, the 5-10% band): the same signal
+_ERROR_RATE = ("error_rate_spike", "moderate_error_rate")
+
+
+@dataclass
+class Assessment:
+    """One look at the signals: every trigger's readings and the situation for the decision tree."""
+
+    at: float
+    after: dict[str, Reading]
+    recent: dict[str, Reading]
+    before: dict[str, Reading] | None
+    situation: Situation
+
+    @property
+    def firing(self) -> tuple[Reading, ...]:
+        return self.situation.firing
+
+    def decision(self) -> Decision:
+        return decide(self.situation)
+
+
+@dataclass
+class Detector:
+    runbook: Runbook
+    time_scale: float
+    deployed_at: float
+    baseline_s: float | None = None  # how far before the deployment the baseline reaches
+    samples: list[ProbeSample] = field(default_factory=list)
+    ws: list[WsSession] = field(default_factory=list)
+    canaries: list[CanaryRead] = field(default_factory=list)
+    confirmed_at: dict[str, float] = field(default_factory=dict)  # trigger id -> first confirmation
+
+    @property
+    def persistence_s(self) -> float:
+        return self.runbook.scaled(self.runbook.checklist.not_transient_min, self.time_scale)
+
+    @property
+    def recent_s(self) -> float:
+        """Half the persistence rule: long enough to judge, short enough to notice that a blip ended."""
+        return self.persistence_s / 2
+
+    @property
+    def post_deploy_window_s(self) -> float:
+        return self.runbook.scaled(self.runbook.triggers.post_deploy_window_min, self.time_scale)
+
+    def _window(self, start: float, end: float) -> Window:
+        return Window(start, end,
+                      tuple(s for s in self.samples if start <= s.at < end),
+                      tuple(w for w in self.ws if start <= w.at < end),
+                      tuple(c for c in self.canaries if start <= c.at < end))
+
+    def _onset(self, firing: tuple[Reading, ...], now: float) -> float | None:
+        if not firing:
+            return None
+        first_confirmation = min(self.confirmed_at[r.trigger.id] for r in firing)
+        if any(r.trigger.id in _ERROR_TRIGGERS for r in firing):
+            bad = [s.at for s in self.samples if s.at >= self.deployed_at and s.is_error]
+            if bad:
+                return min(min(bad), first_confirmation)
+        return first_confirmation
+
+    @staticmethod
+    def _same_signal(trigger_id: str) -> tuple[str, ...]:
+        """The triggers that judge the same signal: errors at 15% before the deployment fire the band
+        on a short baseline and the spike on a long window after it, yet they existed before it."""
+        return _ERROR_RATE if trigger_id in _ERROR_RATE else (trigger_id,)
+
+    @staticmethod
+    def _cleared(trigger_id: str, recent: dict[str, Reading]) -> bool:
+        """The recent window is confidently healthy for this trigger. The band is WITHIN also when the
+        rate is above its ceiling: that is not healthy, so for the band the spike must be WITHIN too."""
+        ids = _ERROR_RATE if trigger_id == "moderate_error_rate" else (trigger_id,)
+        return all(recent[i].judgement is Judgement.WITHIN for i in ids)
+
+    def assess(self, now: float, *, migration: bool | None, serving: VersionInfo | None,
+               rollback_target: VersionInfo | None, rollback_target_from: str = "") -> Assessment:
+        evaluator = TriggerEvaluator(self.runbook)
+        after = evaluator.evaluate(self._window(self.deployed_at, now + 1e-9))
+        recent = evaluator.evaluate(self._window(max(self.deployed_at, now - self.recent_s), now + 1e-9))
+        before = None
+        if self.baseline_s:
+            window = self._window(self.deployed_at - self.baseline_s, self.deployed_at)
+            if window.samples:
+                before = evaluator.evaluate(window)
+        firing = tuple(r for r in after.values() if r.fires)
+        for reading in firing:
+            self.confirmed_at.setdefault(reading.trigger.id, now)
+        # not ended: confirmed again in the recent window, or too few samples there to judge it (health
+        # checks, sockets, canary reads are sparse): then the confirmation stands
+        still = tuple(r for r in firing if recent[r.trigger.id].fires or (
+            recent[r.trigger.id].judgement is Judgement.UNSURE and recent[r.trigger.id].samples < evaluator.min_samples))
+        clear = bool(firing) and all(self._cleared(r.trigger.id, recent) for r in firing)
+        fired_before = None if before is None else tuple(
+            before[i] for i in dict.fromkeys(i for r in firing for i in self._same_signal(r.trigger.id))
+            if before[i].fires)
+        situation = Situation(
+            now=now, deployed_at=self.deployed_at, firing=firing, still_firing=still, recent_clear=clear,
+            fired_before_deploy=fired_before, onset=self._onset(firing, now), persistence_s=self.persistence_s,
+            post_deploy_window_s=self.post_deploy_window_s, migration=migration, serving=serving,
+            rollback_target=rollback_target, rollback_target_from=rollback_target_from,
+        )
+        return Assessment(now, after, recent, before, situation)
+
+    def decidable(self, assessment: Assessment) -> bool:
+        """The tree can be walked: it fired before the deploy, it cleared, or it has lasted the
+        persistence rule and has not ended in the recent window."""
+        s = assessment.situation
+        if not s.firing:
+            return False
+        if s.fired_before_deploy:
+            return True
+        if s.recent_clear:
+            return True
+        return s.onset is not None and s.now - s.onset >= s.persistence_s and bool(s.still_firing)
+
+    @property
+    def time_to_detect(self) -> float | None:
+        """Fault live (the deployment) -> the first trigger confirmed."""
+        if not self.confirmed_at:
+            return None
+        return min(self.confirmed_at.values()) - self.deployed_at

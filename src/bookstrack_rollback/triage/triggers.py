@@ -1,0 +1,218 @@
+"""The runbook's trigger tables ("When to Rollback"), each evaluated on a window of samples with a
+minimum sample count and a confidence bound.
+
+A trigger BREACHES only when its whole confidence interval is past the threshold: a handful of
+requests never triggers a rollback, and a real spike is confirmed as soon as the data allows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from ..clients.bookstrack import ProbeSample
+from ..config import Runbook
+from ..stats import Judgement, Rate, judge_above, judge_below, percent, quantile
+
+
+class Table(str, Enum):
+    IMMEDIATE = "immediate"  # "Immediate Rollback Triggers (No Approval Needed)"
+    APPROVAL = "approval"  # "Approval Required Rollback Triggers"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    id: str
+    name: str  # the runbook's words
+    table: Table
+    threshold_text: str  # as the runbook writes it
+
+
+@dataclass(frozen=True)
+class WsSession:
+    """One progress-socket session the drill or triage made (connectivity, not the bogus check)."""
+
+    at: float
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CanaryRead:
+    at: float
+    key: str
+    intact: bool | None  # None: could not be read
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One trigger judged on one window."""
+
+    trigger: Trigger
+    judgement: Judgement  # BREACH: the trigger fires; WITHIN: it clearly does not; UNSURE: not yet known
+    sentence: str
+    value: float | None = None
+    samples: int = 0
+
+    @property
+    def fires(self) -> bool:
+        return self.judgement is Judgement.BREACH
+
+
+def trigger_table(runbook: Runbook) -> tuple[Trigger, ...]:
+    im, ap = runbook.triggers.immediate, runbook.triggers.approval
+    return (
+        Trigger("error_rate_spike", "Error Rate Spike", Table.IMMEDIATE, f">{percent(im.error_rate_above)}"),
+        Trigger("server_error_rate", "5xx Error Rate", Table.IMMEDIATE, f">{percent(im.server_error_rate_above)}"),
+        Trigger("complete_outage", "Complete Outage", Table.IMMEDIATE, "Health check fails"),
+        Trigger("websocket_failures", "WebSocket Failures", Table.IMMEDIATE,
+                f">{percent(im.websocket_failure_rate_above)} failure rate"),
+        Trigger("data_loss", "Data Loss", Table.IMMEDIATE, "Any confirmed data loss"),
+        Trigger("moderate_error_rate", "Moderate Error Rate", Table.APPROVAL,
+                f"{percent(ap.error_rate_from)[:-1]}-{percent(ap.error_rate_to)}"),
+        Trigger("latency_spike", "Latency Spike", Table.APPROVAL, f"P95 >{ap.p95_latency_above_s:g}s"),
+        Trigger("cache_failure", "Cache Failure", Table.APPROVAL, f"Hit rate <{percent(ap.cache_hit_rate_below)}"),
+        Trigger("provider_timeouts", "External API Issues", Table.APPROVAL, "Provider timeouts"),
+    )
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the signals showed between two moments."""
+
+    start: float
+    end: float
+    samples: tuple[ProbeSample, ...]
+    ws: tuple[WsSession, ...] = ()
+    canaries: tuple[CanaryRead, ...] = ()
+
+    @property
+    def searches(self) -> tuple[ProbeSample, ...]:
+        return tuple(s for s in self.samples if s.endpoint != "health")
+
+
+KNOWN_GOOD_LABELS = ("title:hamlet", "isbn:9780743273565")
+
+
+class TriggerEvaluator:
+    """Evaluate every trigger of the runbook's tables on a window."""
+
+    def __init__(self, runbook: Runbook) -> None:
+        self.runbook = runbook
+        self.triggers = {t.id: t for t in trigger_table(runbook)}
+        self.confidence = runbook.statistics.confidence
+        self.min_samples = runbook.statistics.min_samples
+
+    def _rate(self, trigger: Trigger, rate: Rate, what: str, unit: str, above: float,
+              below: float | None = None) -> Reading:
+        """Fires when the rate is confidently above ``above`` (and, for a band, not above ``below``)."""
+        text = rate.describe(what, unit, self.confidence)
+        if rate.total < self.min_samples:
+            return Reading(trigger, Judgement.UNSURE, f"{text}: fewer than {self.min_samples} samples",
+                           rate.value if rate.total else None, rate.total)
+        low, high = rate.interval(self.confidence)
+        over = judge_above(low, high, above)
+        if below is not None and over is Judgement.WITHIN:
+            # a band (5-10%): above the floor, and not confidently above the ceiling
+            if judge_above(low, high, below) is Judgement.WITHIN:
+                return Reading(trigger, Judgement.WITHIN, f"{text} is above the band's {percent(below)} ceiling "
+                               "(an immediate trigger instead)", rate.value, rate.total)
+        judgement = {Judgement.WITHIN: Judgement.BREACH, Judgement.BREACH: Judgement.WITHIN,
+                     Judgement.UNSURE: Judgement.UNSURE}[over]
+        relation = {Judgement.BREACH: "exceeds", Judgement.WITHIN: "is below",
+                    Judgement.UNSURE: "cannot yet be told apart from"}[judgement]
+        return Reading(trigger, judgement, f"{text} {relation} the {trigger.threshold_text} threshold",
+                       rate.value, rate.total)
+
+    def evaluate(self, window: Window) -> dict[str, Reading]:
+        im, ap = self.runbook.triggers.immediate, self.runbook.triggers.approval
+        t = self.triggers
+        searches = window.searches
+        errors = Rate(sum(s.is_error for s in searches), len(searches))
+        server = Rate(sum(s.is_server_error for s in searches), len(searches))
+        health = [s for s in window.samples if s.endpoint == "health"]
+        readings = {
+            "error_rate_spike": self._rate(t["error_rate_spike"], errors, "error rate", "requests", im.error_rate_above),
+            "server_error_rate": self._rate(t["server_error_rate"], server, "5xx rate", "requests",
+                                            im.server_error_rate_above),
+            "complete_outage": self._rate(t["complete_outage"], Rate(sum(s.is_error for s in health), len(health)),
+                                          "health check failure rate", "health checks", 0.5),
+            "websocket_failures": self._ws(window),
+            "data_loss": self._data_loss(window),
+            "moderate_error_rate": self._rate(t["moderate_error_rate"], errors, "error rate", "requests",
+                                              ap.error_rate_from, ap.error_rate_to),
+            "latency_spike": self._latency(window),
+            "cache_failure": self._cache(window),
+            "provider_timeouts": self._providers(window),
+        }
+        return readings
+
+    def _ws(self, window: Window) -> Reading:
+        trigger = self.triggers["websocket_failures"]
+        rate = Rate(sum(not w.ok for w in window.ws), len(window.ws))
+        reading = self._rate(trigger, rate, "WebSocket failure rate", "sessions",
+                             self.runbook.triggers.immediate.websocket_failure_rate_above)
+        if reading.judgement is Judgement.UNSURE and rate.total and rate.events == rate.total and rate.total >= 3:
+            # every session failed: a handful is enough when none works at all
+            return Reading(trigger, Judgement.BREACH, f"all {rate.total} WebSocket sessions failed",
+                           1.0, rate.total)
+        return reading
+
+    def _data_loss(self, window: Window) -> Reading:
+        trigger = self.triggers["data_loss"]
+        reads: dict[str, list[bool | None]] = {}
+        for read in window.canaries:
+            reads.setdefault(read.key, []).append(read.intact)
+        # confirmed: the two latest reads of a canary both found it missing or changed
+        lost = sorted(k for k, v in reads.items() if len(v) >= 2 and v[-1] is False and v[-2] is False)
+        if lost:
+            return Reading(trigger, Judgement.BREACH, f"canary record(s) {', '.join(lost)} confirmed lost "
+                           "(missing or changed on two reads)", float(len(lost)), len(window.canaries))
+        if not reads or any(v[-1] is None for v in reads.values()):
+            return Reading(trigger, Judgement.UNSURE, "the canary records could not be read", None, 0)
+        suspect = sorted(k for k, v in reads.items() if v[-1] is False)
+        if suspect:
+            return Reading(trigger, Judgement.UNSURE, f"canary record(s) {', '.join(suspect)} missing once: "
+                           "waiting for a second read to confirm", None, len(window.canaries))
+        return Reading(trigger, Judgement.WITHIN, f"all {len(reads)} canary records intact", 0.0, len(window.canaries))
+
+    def _latency(self, window: Window) -> Reading:
+        trigger = self.triggers["latency_spike"]
+        threshold_ms = self.runbook.triggers.approval.p95_latency_above_s * 1000
+        latencies = [s.latency_ms for s in window.searches if not s.is_error or s.outcome == "timeout"]
+        estimate = quantile(latencies, 0.95, self.confidence)
+        text = estimate.describe("P95 latency", "answers", self.confidence)
+        if estimate.count < self.min_samples:
+            return Reading(trigger, Judgement.UNSURE, f"{text}: fewer than {self.min_samples} samples",
+                           None, estimate.count)
+        verdict = judge_above(estimate.low, estimate.high, threshold_ms)
+        judgement = {Judgement.WITHIN: Judgement.BREACH, Judgement.BREACH: Judgement.WITHIN,
+                     Judgement.UNSURE: Judgement.UNSURE}[verdict]
+        relation = {Judgement.BREACH: "exceeds", Judgement.WITHIN: "is under",
+                    Judgement.UNSURE: "cannot yet be told apart from"}[judgement]
+        return Reading(trigger, judgement, f"{text} {relation} the {threshold_ms:.0f} ms threshold",
+                       estimate.value, estimate.count)
+
+    def _cache(self, window: Window) -> Reading:
+        trigger = self.triggers["cache_failure"]
+        repeated = [s for s in window.samples if s.label in KNOWN_GOOD_LABELS and not s.is_error]
+        rate = Rate(sum(bool(s.cached) for s in repeated), len(repeated))
+        text = rate.describe("cache hit rate", "repeated searches", self.confidence)
+        threshold = self.runbook.triggers.approval.cache_hit_rate_below
+        if rate.total < self.min_samples:
+            return Reading(trigger, Judgement.UNSURE, f"{text}: fewer than {self.min_samples} samples",
+                           None, rate.total)
+        verdict = judge_below(*rate.interval(self.confidence), threshold)
+        judgement = {Judgement.WITHIN: Judgement.BREACH, Judgement.BREACH: Judgement.WITHIN,
+                     Judgement.UNSURE: Judgement.UNSURE}[verdict]
+        relation = {Judgement.BREACH: "is below", Judgement.WITHIN: "is above",
+                    Judgement.UNSURE: "cannot yet be told apart from"}[judgement]
+        return Reading(trigger, judgement, f"{text} {relation} the {percent(threshold)} threshold", rate.value,
+                       rate.total)
+
+    def _providers(self, window: Window) -> Reading:
+        """REALITY.md: a provider timeout answers 200 with empty lists and provider "none"."""
+        trigger = self.triggers["provider_timeouts"]
+        known = [s for s in window.samples if s.label in KNOWN_GOOD_LABELS and not s.is_error]
+        empty = Rate(sum(1 for s in known if not s.results or s.provider == "none"), len(known))
+        return self._rate(trigger, empty, "share of empty answers for known records", "searches", 0.05)
