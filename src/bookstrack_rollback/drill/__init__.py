@@ -1,0 +1,1 @@
+"""The quarterly rollback drill (ROLLBACK_PROCEDURE.md, "Testing Rollback Procedure")."""
