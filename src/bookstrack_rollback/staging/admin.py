@@ -1,9 +1,11 @@
 """Admin routes, under their own prefix and never part of an emulated API: reset, seed, runtime
-faults (the KV flag), configuration knobs and the request log."""
+faults (the KV flag), configuration knobs, the request log, and the webhook sink that a drill's
+notifications go to (ROLLBACK_PROCEDURE.md, "Communication Procedures")."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -12,9 +14,11 @@ from starlette.routing import BaseRoute, Route
 
 from ..faults import FaultProfileError, parse_fault_profile
 from .state import RUNTIME_FAULT_KEY, Staging
+from .webhook_sink import MAX_BODY_BYTES
 
 PREFIX = "/__staging"
 _TUNABLE = {"ingestion_lag_s": float, "health_shape": str}
+_CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
 
 def _problem(status: int, message: str) -> JSONResponse:
@@ -114,10 +118,59 @@ def routes(staging: Staging) -> list[BaseRoute]:
         ]
         return JSONResponse({"requests": records, "count": len(records)})
 
+    async def webhook_post(request: Request) -> Response:
+        """POST /__staging/webhooks/{channel}: keep the JSON body (200 {"ok": true}); an injected
+        failure answers 503, a body over 256 KiB 413, a body that is not a JSON object 400."""
+        channel = request.path_params["channel"]
+        if not _CHANNEL.fullmatch(channel):
+            return _problem(400, f"a webhook channel is 1-80 letters, digits, '.', '_' or '-', got {channel!r}")
+        left = staging.webhooks.take_failure(channel)
+        if left is not None:
+            return _problem(503, f"injected failure for channel {channel!r} ({left} more to come)")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return _problem(413, f"a webhook body is at most {MAX_BODY_BYTES} bytes, this one has {declared}")
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                return _problem(413, f"a webhook body is at most {MAX_BODY_BYTES} bytes")
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return _problem(400, f"the webhook body is not JSON: {exc}")
+        if not isinstance(body, dict):
+            return _problem(400, f"the webhook body must be a JSON object, got {type(body).__name__}")
+        staging.webhooks.receive(channel, body, staging.clock.now())
+        return JSONResponse({"ok": True})
+
+    async def webhook_list(request: Request) -> Response:
+        """GET /__staging/webhooks[?channel=]: the kept messages, oldest first."""
+        messages = [m.as_json(staging.clock) for m in staging.webhooks.of(request.query_params.get("channel"))]
+        return JSONResponse({"messages": messages, "count": len(messages)})
+
+    async def webhook_failures(request: Request) -> Response:
+        """PUT /__staging/webhooks/{channel}/failures {"count": N}: the next N posts answer 503."""
+        channel = request.path_params["channel"]
+        if not _CHANNEL.fullmatch(channel):
+            return _problem(400, f"a webhook channel is 1-80 letters, digits, '.', '_' or '-', got {channel!r}")
+        try:
+            body = await _json_body(request)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return _problem(400, f"the failures body is not JSON: {exc}")
+        count = body.get("count") if isinstance(body, dict) else None
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 1000:
+            return _problem(400, f'the failures body must be {{"count": N}} with N from 0 to 1000, got {body!r}')
+        staging.webhooks.fail_next(channel, count)
+        return JSONResponse({"channel": channel, "failures": count})
+
     return [
         Route(f"{PREFIX}/info", info, methods=["GET"]),
         Route(f"{PREFIX}/reset", reset, methods=["POST"]),
         Route(f"{PREFIX}/config", config, methods=["GET", "PATCH"]),
         Route(f"{PREFIX}/faults", faults, methods=["GET", "PUT", "DELETE"]),
         Route(f"{PREFIX}/requests", requests_log, methods=["GET"]),
+        Route(f"{PREFIX}/webhooks", webhook_list, methods=["GET"]),
+        Route(f"{PREFIX}/webhooks/{{channel}}", webhook_post, methods=["POST"]),
+        Route(f"{PREFIX}/webhooks/{{channel}}/failures", webhook_failures, methods=["PUT"]),
     ]

@@ -151,6 +151,7 @@ class Staging:
         from .cloudflare.kv import KVStore
         from .cloudflare.tail import TailHub
         from .cloudflare.workers import WorkersModel
+        from .webhook_sink import WebhookSink
 
         if seed is not None:
             self.config = self.config.with_overrides(seed=seed)
@@ -173,3 +174,4 @@ class Staging:
         self.tails = TailHub(self)
         self.workers = WorkersModel(self)
         self.books = BooksTrack(self)
+        self.webhooks = WebhookSink()
