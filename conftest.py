@@ -3,4 +3,4 @@
 Markers (registered in pyproject.toml, strict): ``verify``, ``triage``, ``drill``.
 """
 
-pytest_plugins = ["fixtures.targets", "fixtures.verify"]
+pytest_plugins = ["fixtures.targets", "fixtures.verify", "fixtures.drill"]

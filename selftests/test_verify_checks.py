@@ -308,7 +308,7 @@ def test_error_rate_above_threshold_fails_with_its_interval():
     result = error_rate(traffic(312, errors=25))
     assert result.check == "error rate (probes)"
     assert result.sentence == (f"error rate 8.0% (95% CI 5.5-11.6%) over 312 requests in {WINDOW} "
-                               "exceeds the 5.0% threshold.")
+                               "exceeds the 5% threshold.")
     assert result.verdict is Verdict.FAIL
     assert result.measurements == {"measured": pytest.approx(25 / 312), "samples": 312, "threshold": 0.05,
                                    "window_s": pytest.approx(6.0)}
@@ -318,34 +318,34 @@ def test_error_rate_above_threshold_fails_with_its_interval():
 def test_error_rate_below_threshold_passes():
     result = error_rate(traffic(312, errors=3))
     assert_sentence(result, Verdict.PASS, f"error rate 1.0% (95% CI 0.3-2.8%) over 312 requests in {WINDOW} "
-                    "is below the 5.0% threshold")
+                    "is below the 5% threshold")
 
 
 def test_error_rate_interval_straddling_the_threshold_is_inconclusive():
     result = error_rate(traffic(312, errors=16))
     assert_sentence(result, Verdict.INCONCLUSIVE, "error rate 5.1% (95% CI 3.2-8.2%) over 312 requests",
-                    "cannot be told apart from the 5.0% threshold")
+                    "cannot be told apart from the 5% threshold")
 
 
 def test_zero_errors_over_a_few_dozen_requests_is_not_yet_a_pass():
     # 0 of 50: the Wilson interval reaches 7.1%, above the 5% threshold
     result = error_rate(traffic(50))
     assert_sentence(result, Verdict.INCONCLUSIVE, "error rate 0.0% (95% CI 0.0-7.1%) over 50 requests",
-                    "cannot be told apart from the 5.0% threshold")
+                    "cannot be told apart from the 5% threshold")
 
 
 @pytest.mark.parametrize("errors", [0, 1], ids=["all-ok", "one-failed"])
 def test_too_few_requests_are_inconclusive_never_pass(errors):
     result = error_rate(traffic(29, errors=errors))
     assert_sentence(result, Verdict.INCONCLUSIVE, "over 29 requests", f"in {WINDOW}",
-                    "fewer than the 30 samples needed to judge against the 5.0% threshold")
+                    "fewer than the 30 samples needed to judge against the 5% threshold")
     assert result.measurements["samples"] == 29
 
 
 def test_too_few_requests_still_fail_when_the_breach_is_certain():
     result = error_rate(traffic(29, errors=29))
     assert_sentence(result, Verdict.FAIL, "error rate 100.0% (95% CI 88.3-100.0%) over 29 requests",
-                    "exceeds the 5.0% threshold")
+                    "exceeds the 5% threshold")
 
 
 def test_no_requests_at_all_is_inconclusive():
@@ -359,9 +359,9 @@ def test_5xx_rate_counts_only_server_errors():
     result = error_rate(samples, server_only=True)
     assert result.check == "5xx rate (probes)"
     assert_sentence(result, Verdict.PASS, "5xx rate 0.0% (95% CI 0.0-1.2%) over 312 requests",
-                    "is below the 5.0% threshold")
+                    "is below the 5% threshold")
     assert_sentence(error_rate(traffic(312, errors=25), server_only=True), Verdict.FAIL,
-                    "5xx rate 8.0% (95% CI 5.5-11.6%) over 312 requests", "exceeds the 5.0% threshold")
+                    "5xx rate 8.0% (95% CI 5.5-11.6%) over 312 requests", "exceeds the 5% threshold")
 
 
 # --- 2. error rate (analytics) -------------------------------------------------------------------
@@ -371,14 +371,14 @@ def test_analytics_error_rate_agreeing_with_the_probes_is_judged():
     result = error_rate(healthy, "analytics", analytics=analytics_for(healthy))
     assert result.check == "error rate (analytics)"
     assert_sentence(result, Verdict.PASS, f"error rate 1.0% (95% CI 0.3-2.8%) over 312 requests in {WINDOW}",
-                    "is below the 5.0% threshold")
+                    "is below the 5% threshold")
     broken = traffic(312, errors=25)
     result = error_rate(broken, "analytics", server_only=True, analytics=analytics_for(broken))
     assert_sentence(result, Verdict.FAIL, "5xx rate 8.0% (95% CI 5.5-11.6%) over 312 requests",
-                    "exceeds the 5.0% threshold")
+                    "exceeds the 5% threshold")
     straddling = traffic(312, errors=16)
     result = error_rate(straddling, "analytics", analytics=analytics_for(straddling))
-    assert_sentence(result, Verdict.INCONCLUSIVE, "cannot be told apart from the 5.0% threshold")
+    assert_sentence(result, Verdict.INCONCLUSIVE, "cannot be told apart from the 5% threshold")
 
 
 def test_analytics_too_few_data_points_is_inconclusive():
@@ -630,7 +630,7 @@ def test_cache_hit_rate_above_half_passes():
     samples = traffic(312)  # 207 of 312 answers cached: the 209 known-record searches after their first
     result = cache(samples, analytics_for(samples))
     assert_sentence(result, Verdict.PASS, "cache hit rate 66.3% (95% CI 60.9-71.4%) over 312 answered requests is "
-                    "above the 50.0% threshold", "(the runbook's query: 66.3%; cross-check: probes' cached share "
+                    "above the 50% threshold", "(the runbook's query: 66.3%; cross-check: probes' cached share "
                     "66.3% (95% CI 60.9-71.4%) over 312 answers)")
     assert result.measurements["threshold"] == 0.5
 
@@ -639,7 +639,7 @@ def test_cache_off_fails():
     samples = traffic(312, cache=False)
     result = cache(samples, analytics_for(samples))
     assert_sentence(result, Verdict.FAIL, "cache hit rate 0.0% (95% CI 0.0-1.2%) over 312 answered requests is "
-                    "below the 50.0% threshold")
+                    "below the 50% threshold")
     assert "not deployment-related" in result.next_step
 
 
@@ -647,7 +647,7 @@ def test_cache_hit_rate_near_half_is_inconclusive():
     samples = [probe(TITLE_HAMLET, cached=i % 2 == 0) for i in range(100)]
     result = cache(samples, analytics_for(samples))
     assert_sentence(result, Verdict.INCONCLUSIVE, "cache hit rate 50.0% (95% CI 40.4-59.6%) over 100 answered",
-                    "cannot be told apart from the 50.0% threshold")
+                    "cannot be told apart from the 50% threshold")
 
 
 def test_cache_with_too_few_requests_is_inconclusive():
@@ -804,7 +804,7 @@ def test_each_quirk_spoils_only_its_own_signal():
     samples = traffic(312, errors=3)
     double1 = evidence(samples, analytics=analytics_for(samples, double1_500=True))
     assert checks.check_error_rate(double1, "analytics", False, RUNBOOK).verdict is Verdict.INCONCLUSIVE
-    assert_sentence(checks.check_cache(double1, RUNBOOK), Verdict.PASS, "above the 50.0% threshold")
+    assert_sentence(checks.check_cache(double1, RUNBOOK), Verdict.PASS, "above the 50% threshold")
     blob3 = evidence(samples, analytics=analytics_for(samples, blob3_always_miss=True))
     assert checks.check_cache(blob3, RUNBOOK).verdict is Verdict.INCONCLUSIVE
     assert_sentence(checks.check_error_rate(blob3, "analytics", False, RUNBOOK), Verdict.PASS,

@@ -24,6 +24,10 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+# The KV key of a runtime fault profile (a fault a rollback does not remove): read by the embedded
+# staging natively, and by the real staging worker's drill hook (README).
+RUNTIME_FLAG_KEY = "__staging/runtime-fault-profile"
+
 ENDPOINTS = ("health", "title", "isbn", "advanced", "batch", "*")
 QUIRKS = {
     "health_constant": "/health answers production's constant version 1.0.0, not the serving tag",

@@ -28,6 +28,11 @@ def percent(value: float) -> str:
     return f"{pct:.1f}%" if pct >= 0.1 or pct == 0 else f"{pct:.2f}%"
 
 
+def threshold_percent(value: float) -> str:
+    """A threshold as the runbook writes it: 0.05 -> '5%', 0.125 -> '12.5%'."""
+    return f"{value * 100:g}%"
+
+
 @dataclass(frozen=True)
 class Rate:
     """``events`` out of ``total`` (e.g. errors out of requests)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import Runbook
-from ..stats import Judgement, Rate, judge_above, judge_below, percent, quantile
+from ..stats import Judgement, Rate, judge_above, judge_below, quantile, threshold_percent
 from ..verdicts import CheckResult, checker_error, failed, inconclusive, passed
 
 __all__ = ["CheckResult", "inconclusive"]
@@ -179,15 +179,15 @@ def _judge_rate(name: str, rate: Rate, what: str, threshold: float, evidence: Ev
     if rate.total < plan.min_samples and verdict is not Judgement.BREACH:
         # too few samples never PASS; a breach certain even on few samples still FAILs
         return inconclusive(name, f"{text} {where}: fewer than the {plan.min_samples} samples needed to judge "
-                            f"against the {percent(threshold)} threshold.",
+                            f"against the {threshold_percent(threshold)} threshold.",
                             "raise the probe rate or the time scale, then run again", **measurements)
     if verdict is Judgement.WITHIN:
-        return passed(name, f"{text} {where} is below the {percent(threshold)} threshold.", **measurements)
+        return passed(name, f"{text} {where} is below the {threshold_percent(threshold)} threshold.", **measurements)
     if verdict is Judgement.BREACH:
-        return failed(name, f"{text} {where} exceeds the {percent(threshold)} threshold.",
+        return failed(name, f"{text} {where} exceeds the {threshold_percent(threshold)} threshold.",
                       next_fail or "the issue persists after the rollback: it may not be deployment-related",
                       **measurements)
-    return inconclusive(name, f"{text} {where} cannot be told apart from the {percent(threshold)} threshold.",
+    return inconclusive(name, f"{text} {where} cannot be told apart from the {threshold_percent(threshold)} threshold.",
                         "run again with a longer window (--time-scale) for more samples", **measurements)
 
 
@@ -373,12 +373,12 @@ def check_cache(evidence: Evidence, runbook: Runbook) -> CheckResult:
         return inconclusive(name, f"{text}: too few requests to judge {detail}.", "run again with more traffic",
                             **measurements)
     if verdict is Judgement.WITHIN:
-        return passed(name, f"{text} is above the {percent(threshold)} threshold {detail}.", **measurements)
+        return passed(name, f"{text} is above the {threshold_percent(threshold)} threshold {detail}.", **measurements)
     if verdict is Judgement.BREACH:
-        return failed(name, f"{text} is below the {percent(threshold)} threshold {detail}.",
+        return failed(name, f"{text} is below the {threshold_percent(threshold)} threshold {detail}.",
                       "cache issue not deployment-related (runbook step 5): check KV and the edge cache",
                       **measurements)
-    return inconclusive(name, f"{text} cannot be told apart from the {percent(threshold)} threshold {detail}.",
+    return inconclusive(name, f"{text} cannot be told apart from the {threshold_percent(threshold)} threshold {detail}.",
                         "run again with a longer window", **measurements)
 
 

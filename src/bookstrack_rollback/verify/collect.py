@@ -34,6 +34,7 @@ MAX_IN_FLIGHT = 48
 EXTENSION = 0.5  # at most this share of the window is added when endpoints lack samples
 RUNBOOK_CACHE_QUERY = ("SELECT (SUM(CASE WHEN blob3 = 'HIT' THEN 1 ELSE 0 END) / COUNT(*)) * 100 as hit_rate "
                        "FROM books_api_performance WHERE timestamp > NOW() - INTERVAL 10 MINUTE")
+KNOWN_RECORDS = (("hamlet", "william shakespeare"), ("the great gatsby", "f. scott fitzgerald"))
 ENV_WS_JOB, ENV_WS_TOKEN = "BOOKSTRACK_WS_JOB", "BOOKSTRACK_WS_TOKEN"
 WS_TOKEN_ATTEMPTS = 8  # the batch endpoint allows 10 per minute per IP
 
@@ -53,9 +54,18 @@ class QueryMaker:
         self.faker = Faker()
         self.faker.seed_instance(seed)
 
+    def _part(self, text: str) -> str:
+        """A random piece of at least 4 characters of ``text`` (a different cache key each time)."""
+        length = self.faker.random_int(min(4, len(text)), len(text))
+        start = self.faker.random_int(0, len(text) - length)
+        return text[start:start + length].strip() or text
+
     def params(self, endpoint: Endpoint) -> tuple[str, dict[str, str]]:
         if endpoint.endpoint == "health":
             return "/health", {}
+        if endpoint.endpoint == "advanced":  # a known record, searched with ever-new words
+            title, author = self.faker.random_element(KNOWN_RECORDS)
+            return "/v1/search/advanced", {"title": self._part(title), "author": self._part(author)}
         query = endpoint.query
         if endpoint.fresh or query is None:
             if endpoint.endpoint == "isbn":

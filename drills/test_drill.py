@@ -1,0 +1,55 @@
+"""`pytest -m drill`: the quarterly rollback drill (ROLLBACK_PROCEDURE.md, "Testing Rollback
+Procedure"), parametrized over the scenarios of fixtures/drill_scenarios.toml and the runbook's three
+rollback methods: every scenario with Method 1, and the error spike with Methods 2 and 3.
+
+Each drill deploys a test change carrying FAULT_PROFILE, detects, walks the checklist and the decision
+tree, rolls back (or, for the negative controls, must not), verifies, and cleans up; it fails when the
+decision is not the expected one or a budget (time to detect, time to rollback, total) is exceeded.
+"""
+
+from __future__ import annotations
+
+import json
+
+import allure
+import pytest
+
+from bookstrack_rollback.drill.record import PASSED
+from bookstrack_rollback.drill.runner import run_drill
+from bookstrack_rollback.drill.scenarios import load_scenarios
+
+pytestmark = [pytest.mark.drill, pytest.mark.xdist_group(name="drill-target")]
+
+SCENARIOS = load_scenarios()
+CASES = [pytest.param(s, "api_rollback", id=f"{s.name}-api_rollback") for s in SCENARIOS]
+CASES += [pytest.param(s, m, id=f"{s.name}-{m}") for s in SCENARIOS if s.name == "error-spike"
+          for m in ("git_revert", "emergency_deploy")]
+RUNBOOK_DRILL = "https://github.com/jukasdrj/bookstrack-backend/blob/main/docs/ROLLBACK_PROCEDURE.md#testing-rollback-procedure"
+
+
+@pytest.mark.parametrize("scenario, method", CASES)
+def test_drill(scenario, method, drill_settings, drill_options, request):
+    allure.dynamic.epic("Testing Rollback Procedure")
+    allure.dynamic.feature("Quarterly Rollback Drill")
+    allure.dynamic.story(scenario.description)
+    allure.dynamic.severity(allure.severity_level.CRITICAL)
+    allure.dynamic.link(RUNBOOK_DRILL, name="runbook: Testing Rollback Procedure")
+    allure.dynamic.parameter("scenario", scenario.name)
+    allure.dynamic.parameter("rollback method", method)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(text: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"drill {scenario.name}/{method}: {text}")
+
+    record = run_drill(drill_settings, scenario, method, drill_options, progress=say)
+    m = record.measures
+    for name, value in (("time to detect (s)", m.time_to_detect_s), ("time to rollback (s)", m.time_to_rollback_s),
+                        ("total recovery (s)", m.total_recovery_s)):
+        allure.dynamic.parameter(name, None if value is None else round(value, 2), excluded=True)
+    allure.dynamic.parameter("decision", record.decision, excluded=True)
+    allure.attach(json.dumps(record.as_json(), indent=2, default=str), name="drill record.json",
+                  attachment_type=allure.attachment_type.JSON)
+    timeline = "\n".join(f"{p.name:<20} {p.outcome:<8} {p.duration_s or 0:7.2f}s  {p.detail}" for p in record.phases)
+    allure.attach(timeline, name="timeline.txt", attachment_type=allure.attachment_type.TEXT)
+    assert record.status == PASSED, f"drill {record.drill_id} {record.status}: {record.failure}"

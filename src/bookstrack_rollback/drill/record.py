@@ -1,0 +1,195 @@
+"""The drill record: the journal of one drill (DESIGN.md, "The drill runner").
+
+Every phase is recorded with start, end, outcome and detail. The record is written to disk when the
+drill starts (status "running") and after every phase, so a drill that is killed leaves a record that
+the next drill finds and marks "interrupted". When it ends, one line is appended to the history
+(``reports/history/drills.jsonl``), which is never rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+RUNNING, PASSED, FAILED, INTERRUPTED, ERROR = "running", "passed", "failed", "interrupted", "error"
+PHASES = ("preflight", "deploy test change", "detect", "decide", "roll back", "verify", "cleanup")
+
+
+def utc(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class PhaseRecord:
+    name: str
+    started_at: float
+    ended_at: float | None = None
+    outcome: str = RUNNING  # ok | failed | skipped | interrupted | running
+    detail: str = ""
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+
+@dataclass
+class Measures:
+    """TTD, TTR and total recovery, in seconds at the run's time scale, with their budgets."""
+
+    time_to_detect_s: float | None = None
+    time_to_rollback_s: float | None = None
+    total_recovery_s: float | None = None
+    budget_detect_s: float = 0.0
+    budget_rollback_s: float = 0.0
+    budget_total_s: float = 0.0
+    time_scale: float = 1.0
+
+    def runbook_minutes(self, seconds: float | None) -> float | None:
+        return None if seconds is None else seconds / 60 / self.time_scale
+
+    def over_budget(self) -> list[str]:
+        """The measures over their budget, as sentences naming the slow phase."""
+        slow = []
+        for name, value, budget, phase in (
+            ("time to detect", self.time_to_detect_s, self.budget_detect_s, "detect"),
+            ("time to rollback", self.time_to_rollback_s, self.budget_rollback_s, "roll back and verify"),
+            ("total recovery", self.total_recovery_s, self.budget_total_s, "the drill from deploy to verified"),
+        ):
+            if value is not None and value > budget:
+                slow.append(f"{name} {value:.1f}s ({self.runbook_minutes(value):.1f} runbook minutes) exceeded "
+                            f"its budget of {budget:.1f}s ({self.runbook_minutes(budget):.0f} runbook minutes): "
+                            f"the slow phase was {phase}")
+        return slow
+
+
+@dataclass
+class DrillRecord:
+    drill_id: str
+    scenario: str
+    scenario_description: str
+    method: str
+    target: str
+    environment: str
+    time_scale: float
+    seed: int
+    started_at: float
+    status: str = RUNNING
+    ended_at: float | None = None
+    expected_decision: str = ""
+    decision: str | None = None
+    decision_sentence: str = ""
+    decision_path: list[str] = field(default_factory=list)
+    checklist: list[dict[str, str]] = field(default_factory=list)
+    triggers: list[dict[str, Any]] = field(default_factory=list)
+    approval: dict[str, Any] | None = None
+    known_stable: dict[str, Any] | None = None
+    bad_version: dict[str, Any] | None = None
+    serving_after: dict[str, Any] | None = None
+    rollback: dict[str, Any] | None = None
+    wrangler_command: str | None = None
+    verification: list[dict[str, Any]] = field(default_factory=list)
+    phases: list[PhaseRecord] = field(default_factory=list)
+    markers: dict[str, float] = field(default_factory=dict)  # fault live, detected, decided, ...
+    measures: Measures = field(default_factory=Measures)
+    series: list[dict[str, Any]] = field(default_factory=list)  # per-interval signals for the timeline
+    messages: list[dict[str, Any]] = field(default_factory=list)  # Slack and status page, as sent
+    healed: list[str] = field(default_factory=list)  # what preflight or cleanup had to repair
+    artifacts: dict[str, str] = field(default_factory=dict)  # tail logs, post-mortem
+    failure: str = ""
+
+    # --- phases --------------------------------------------------------------------------------
+    def begin(self, name: str) -> PhaseRecord:
+        phase = PhaseRecord(name, time.time())
+        self.phases.append(phase)
+        return phase
+
+    def end(self, phase: PhaseRecord, outcome: str, detail: str = "") -> None:
+        phase.ended_at = time.time()
+        phase.outcome = outcome
+        phase.detail = detail
+
+    def mark(self, name: str, at: float | None = None) -> None:
+        self.markers.setdefault(name, time.time() if at is None else at)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started_utc"], data["ended_utc"] = utc(self.started_at), utc(self.ended_at)
+        data["markers_utc"] = {k: utc(v) for k, v in self.markers.items()}
+        return data
+
+    def summary(self) -> dict[str, Any]:
+        """One history line: enough to draw the trend of past drills."""
+        m = self.measures
+        return {
+            "drill_id": self.drill_id, "started_utc": utc(self.started_at), "scenario": self.scenario,
+            "method": self.method, "target": self.target, "status": self.status, "decision": self.decision,
+            "expected_decision": self.expected_decision, "time_scale": self.time_scale,
+            "time_to_detect_s": m.time_to_detect_s, "time_to_rollback_s": m.time_to_rollback_s,
+            "total_recovery_s": m.total_recovery_s, "budget_detect_s": m.budget_detect_s,
+            "budget_rollback_s": m.budget_rollback_s, "budget_total_s": m.budget_total_s,
+            "time_to_detect_min": m.runbook_minutes(m.time_to_detect_s),
+            "time_to_rollback_min": m.runbook_minutes(m.time_to_rollback_s),
+            "total_recovery_min": m.runbook_minutes(m.total_recovery_s),
+            "verified_version_id": (self.serving_after or {}).get("id") if self.status == PASSED else None,
+        }
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+class RecordStore:
+    """``reports/drills/<id>.json`` per drill and ``reports/history/drills.jsonl`` (append only)."""
+
+    def __init__(self, reports: Path) -> None:
+        self.drills = reports / "drills"
+        self.history = reports / "history" / "drills.jsonl"
+
+    def save(self, record: DrillRecord) -> Path:
+        path = self.drills / f"{record.drill_id}.json"
+        _atomic_write(path, json.dumps(record.as_json(), indent=2, default=str))
+        return path
+
+    def append_history(self, record: DrillRecord) -> None:
+        self.history.parent.mkdir(parents=True, exist_ok=True)
+        with self.history.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record.summary(), default=str) + "\n")
+
+    def history_lines(self) -> list[dict[str, Any]]:
+        if not self.history.exists():
+            return []
+        lines = []
+        for raw in self.history.read_text("utf-8").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except json.JSONDecodeError:
+                continue  # a torn last line of a killed drill is skipped, never rewritten
+        return lines
+
+    def mark_abandoned(self, target: str) -> list[str]:
+        """Records of this target still "running" belong to drills that died: mark them interrupted."""
+        found = []
+        if not self.drills.exists():
+            return found
+        for path in sorted(self.drills.glob("*.json")):
+            try:
+                data = json.loads(path.read_text("utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue
+            if data.get("status") == RUNNING and data.get("target") == target:
+                data["status"] = INTERRUPTED
+                data["failure"] = (data.get("failure") or "") + " the drill died before it finished; the next " \
+                                                                 "drill found this record and healed the target."
+                _atomic_write(path, json.dumps(data, indent=2, default=str))
+                found.append(data["drill_id"])
+        return found

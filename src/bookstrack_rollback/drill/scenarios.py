@@ -1,0 +1,73 @@
+"""Drill scenarios as data (``fixtures/drill_scenarios.toml``): easy to read, easy to add."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError
+from ..faults import FaultProfile, FaultProfileError, profile_from_dict
+from ..triage.decision import Action
+
+DEFAULT_FILE = Path(__file__).resolve().parents[3] / "fixtures" / "drill_scenarios.toml"
+TRIGGER_IDS = {"error_rate_spike", "server_error_rate", "complete_outage", "websocket_failures", "data_loss",
+               "moderate_error_rate", "latency_spike", "cache_failure", "provider_timeouts"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    fault: FaultProfile
+    trigger: str
+    expect: Action
+    runtime_fault: FaultProfile | None = None
+    fault_minutes: float | None = None  # the fault stops by itself after this many runbook minutes
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def rolls_back(self) -> bool:
+        return self.expect in (Action.ROLLBACK_NOW, Action.GET_APPROVAL)
+
+    def deployed_fault(self, time_scale: float) -> FaultProfile:
+        """The test change's profile, with the blip's duration at the run's time scale."""
+        data = self.fault.to_dict()
+        data["label"] = data["label"] or self.description
+        if self.fault_minutes is not None:
+            data["duration_s"] = self.fault_minutes * 60 * time_scale
+        return profile_from_dict(data)
+
+
+def load_scenarios(path: Path | None = None) -> list[Scenario]:
+    file = path or DEFAULT_FILE
+    where = str(file)
+    try:
+        data = tomllib.loads(file.read_text("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the drill scenarios {where}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
+    scenarios = []
+    for name, spec in (data.get("scenarios") or {}).items():
+        place = f"{where} [scenarios.{name}]"
+        unknown = sorted(set(spec) - {"description", "fault", "runtime_fault", "fault_minutes", "trigger", "expect"})
+        if unknown:
+            raise ConfigError(f"{place}: unknown key(s) {unknown}")
+        try:
+            fault = profile_from_dict(spec.get("fault", {}))
+            runtime = profile_from_dict(spec["runtime_fault"]) if "runtime_fault" in spec else None
+        except FaultProfileError as exc:
+            raise ConfigError(f"{place}: {exc}") from exc
+        if spec.get("trigger") not in TRIGGER_IDS:
+            raise ConfigError(f"{place}: trigger must be one of {sorted(TRIGGER_IDS)}, got {spec.get('trigger')!r}")
+        try:
+            expect = Action(spec.get("expect"))
+        except ValueError:
+            raise ConfigError(f"{place}: expect must be one of {[a.value for a in Action]}") from None
+        scenarios.append(Scenario(name, spec.get("description", name), fault, spec["trigger"], expect, runtime,
+                                  spec.get("fault_minutes"), spec))
+    if not scenarios:
+        raise ConfigError(f"{where}: no [scenarios.NAME] tables")
+    return scenarios
