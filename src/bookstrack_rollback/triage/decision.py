@@ -50,7 +50,7 @@ class Situation:
     now: float
     deployed_at: float | None  # the latest deployment (epoch); None: unknown
     firing: tuple[Reading, ...]  # triggers confirmed since the deployment
-    still_firing: tuple[Reading, ...]  # of those, not ended in the recent window (confirmed there, or too sparse to tell)
+    still_firing: tuple[Reading, ...]  # of those, not ended in the recent window (confirmed, or too sparse to tell)
     recent_clear: bool  # the recent window is confidently healthy for every firing trigger: it ended
     fired_before_deploy: tuple[Reading, ...] | None  # None: the history before the deploy is unknown
     onset: float | None  # when the issue began (first confirmed breach, or its first bad sample)
@@ -130,7 +130,7 @@ def checklist(s: Situation) -> tuple[ChecklistItem, ...]:
     else:
         items.append(ChecklistItem("deployment_related", "Issue is deployment-related (started after recent deploy)",
                                    Tick.YES, f"it began {s.onset - s.deployed_at:.1f}s after the deployment, and "
-                                   "the signals were healthy before it"))
+                                   "none of its triggers fired in the baseline before it"))
     # 3. metrics confirm
     if s.firing:
         text = "; ".join(f"{r.trigger.name}: {r.sentence}" for r in s.firing)

@@ -8,6 +8,7 @@ Three windows, all on the same samples:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ..clients.bookstrack import ProbeSample
@@ -15,7 +16,7 @@ from ..clients.cloudflare import VersionInfo
 from ..config import Runbook
 from ..stats import Judgement
 from .decision import Decision, Situation, decide
-from .triggers import CanaryRead, Reading, TriggerEvaluator, Window, WsSession
+from .triggers import FRESH_KNOWN_LABEL, KNOWN_GOOD_LABELS, CanaryRead, Reading, TriggerEvaluator, Window, WsSession
 
 _ERROR_TRIGGERS = {"error_rate_spike", "server_error_rate", "moderate_error_rate", "complete_outage"}
 # one error rate judged against two thresholds (>10% immediate, the 5-10% band): the same signal
@@ -70,15 +71,38 @@ class Detector:
                       tuple(w for w in self.ws if start <= w.at < end),
                       tuple(c for c in self.canaries if start <= c.at < end))
 
+    def _bad_since(self, trigger_id: str) -> float | None:
+        """The first observation after the deployment that shows this trigger's kind of trouble."""
+        after = [s for s in self.samples if s.at >= self.deployed_at]
+        runbook = self.runbook
+        if trigger_id in _ERROR_TRIGGERS:
+            times = [s.at for s in after if s.is_error]
+        elif trigger_id == "latency_spike":
+            times = [s.at for s in after if s.latency_ms > runbook.triggers.approval.p95_latency_above_s * 1000]
+        elif trigger_id == "cache_failure":
+            times = [s.at for s in after if s.label in KNOWN_GOOD_LABELS and not s.is_error and not s.cached]
+        elif trigger_id == "provider_timeouts":
+            times = [s.at for s in after if s.endpoint != "health" and not s.is_error and s.provider == "none"
+                     and s.label in (*KNOWN_GOOD_LABELS, FRESH_KNOWN_LABEL)]
+        elif trigger_id == "websocket_failures":
+            times = [w.at for w in self.ws if w.at >= self.deployed_at and not w.ok]
+        elif trigger_id == "data_loss":
+            times = [c.at for c in self.canaries if c.at >= self.deployed_at and c.intact is False]
+        else:
+            times = []
+        return min(times) if times else None
+
     def _onset(self, firing: tuple[Reading, ...], now: float) -> float | None:
+        """When the issue began: the first sign of the earliest firing trigger's trouble (never later
+        than its confirmation)."""
         if not firing:
             return None
-        first_confirmation = min(self.confirmed_at[r.trigger.id] for r in firing)
-        if any(r.trigger.id in _ERROR_TRIGGERS for r in firing):
-            bad = [s.at for s in self.samples if s.at >= self.deployed_at and s.is_error]
-            if bad:
-                return min(min(bad), first_confirmation)
-        return first_confirmation
+        onsets = []
+        for reading in firing:
+            confirmed = self.confirmed_at[reading.trigger.id]
+            first = self._bad_since(reading.trigger.id)
+            onsets.append(min(first, confirmed) if first is not None else confirmed)
+        return min(onsets)
 
     @staticmethod
     def _same_signal(trigger_id: str) -> tuple[str, ...]:
@@ -96,8 +120,9 @@ class Detector:
     def assess(self, now: float, *, migration: bool | None, serving: VersionInfo | None,
                rollback_target: VersionInfo | None, rollback_target_from: str = "") -> Assessment:
         evaluator = TriggerEvaluator(self.runbook)
-        after = evaluator.evaluate(self._window(self.deployed_at, now + 1e-9))
-        recent = evaluator.evaluate(self._window(max(self.deployed_at, now - self.recent_s), now + 1e-9))
+        end = math.nextafter(now, math.inf)  # up to and including now (now + 1e-9 == now at epoch seconds)
+        after = evaluator.evaluate(self._window(self.deployed_at, end))
+        recent = evaluator.evaluate(self._window(max(self.deployed_at, now - self.recent_s), end))
         before = None
         if self.baseline_s:
             window = self._window(self.deployed_at - self.baseline_s, self.deployed_at)
@@ -109,7 +134,8 @@ class Detector:
         # not ended: confirmed again in the recent window, or too few samples there to judge it (health
         # checks, sockets, canary reads are sparse): then the confirmation stands
         still = tuple(r for r in firing if recent[r.trigger.id].fires or (
-            recent[r.trigger.id].judgement is Judgement.UNSURE and recent[r.trigger.id].samples < evaluator.min_samples))
+            recent[r.trigger.id].judgement is Judgement.UNSURE
+            and recent[r.trigger.id].samples < evaluator.min_samples))
         clear = bool(firing) and all(self._cleared(r.trigger.id, recent) for r in firing)
         fired_before = None if before is None else tuple(
             before[i] for i in dict.fromkeys(i for r in firing for i in self._same_signal(r.trigger.id))

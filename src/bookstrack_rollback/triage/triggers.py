@@ -91,7 +91,9 @@ class Window:
         return tuple(s for s in self.samples if s.endpoint != "health")
 
 
-KNOWN_GOOD_LABELS = ("title:hamlet", "isbn:9780743273565")
+KNOWN_GOOD_LABELS = ("title:hamlet", "isbn:9780743273565")  # repeated: they show the cache working
+# known records searched with ever-new queries: never cached, so they show what the providers answer
+FRESH_KNOWN_LABEL = "advanced:<known>"
 
 
 class TriggerEvaluator:
@@ -121,8 +123,11 @@ class TriggerEvaluator:
                      Judgement.UNSURE: Judgement.UNSURE}[over]
         relation = {Judgement.BREACH: "exceeds", Judgement.WITHIN: "is below",
                     Judgement.UNSURE: "cannot yet be told apart from"}[judgement]
-        return Reading(trigger, judgement, f"{text} {relation} the {trigger.threshold_text} threshold",
-                       rate.value, rate.total)
+        bound = trigger.threshold_text
+        if not any(c.isdigit() for c in bound):  # "Health check fails": name the number it was read as
+            bound = f"{bound} (>{percent(above)})"
+        return Reading(trigger, judgement, f"{text} {relation} the {bound} threshold", rate.value,
+                       rate.total)
 
     def evaluate(self, window: Window) -> dict[str, Reading]:
         im, ap = self.runbook.triggers.immediate, self.runbook.triggers.approval
@@ -168,7 +173,9 @@ class TriggerEvaluator:
         if lost:
             return Reading(trigger, Judgement.BREACH, f"canary record(s) {', '.join(lost)} confirmed lost "
                            "(missing or changed on two reads)", float(len(lost)), len(window.canaries))
-        if not reads or any(v[-1] is None for v in reads.values()):
+        if not reads:
+            return Reading(trigger, Judgement.UNSURE, "no canary record was read in the window", None, 0)
+        if any(v[-1] is None for v in reads.values()):
             return Reading(trigger, Judgement.UNSURE, "the canary records could not be read", None, 0)
         suspect = sorted(k for k, v in reads.items() if v[-1] is False)
         if suspect:
@@ -213,6 +220,8 @@ class TriggerEvaluator:
     def _providers(self, window: Window) -> Reading:
         """REALITY.md: a provider timeout answers 200 with empty lists and provider "none"."""
         trigger = self.triggers["provider_timeouts"]
-        known = [s for s in window.samples if s.label in KNOWN_GOOD_LABELS and not s.is_error]
+        # a cached answer says nothing about the providers now: only fresh answers count
+        known = [s for s in window.samples if s.label in (*KNOWN_GOOD_LABELS, FRESH_KNOWN_LABEL)
+                 and not s.is_error and not s.cached]
         empty = Rate(sum(1 for s in known if not s.results or s.provider == "none"), len(known))
-        return self._rate(trigger, empty, "share of empty answers for known records", "searches", 0.05)
+        return self._rate(trigger, empty, "share of empty answers for known records", "uncached searches", 0.05)
