@@ -39,7 +39,7 @@ $(NODE_STAMP): package.json package-lock.json
 clients: $(STAMP) $(NODE_STAMP)
 
 test: clients
-	timeout $(DEADLINE) $(BIN)/python -m pytest selftests -n 2 -q
+	timeout $(DEADLINE) $(BIN)/python -m pytest selftests -n 2 --dist loadgroup -q
 
 drill: venv
 	timeout $(DEADLINE) $(BIN)/python -m pytest tests drills -q -p no:cacheprovider

@@ -829,3 +829,16 @@ def test_response_time_names_its_endpoint_and_skipped_probe_slots():
     result = checks.check_response_time(ev, ENDPOINTS[TITLE_FRESH], RUNBOOK)
     assert_sentence(result, Verdict.PASS, "over 100 answers", "5 probe slots were skipped")
     assert result.measurements["skipped_probes"] == 5
+
+
+def test_a_starved_checker_cannot_fail_the_target_on_latency():
+    slow = latencies(TITLE_FRESH, [1500.0 + i for i in range(100)])
+    starved = checks.check_response_time(evidence(slow, loop_lag_ms=[300.0] * 50), ENDPOINTS[TITLE_FRESH], RUNBOOK)
+    assert_sentence(starved, Verdict.INCONCLUSIVE, "the checker was starved",
+                    "(its event loop woke up 300 ms late at P95)", "cannot be judged against 1000 ms")
+    assert starved.measurements["checker_lag_p95_ms"] == 300.0
+    calm = checks.check_response_time(evidence(slow, loop_lag_ms=[2.0] * 50), ENDPOINTS[TITLE_FRESH], RUNBOOK)
+    assert calm.verdict is Verdict.FAIL
+    fast = checks.check_response_time(evidence(latencies(TITLE_FRESH, [50.0] * 100), loop_lag_ms=[300.0] * 50),
+                                      ENDPOINTS[TITLE_FRESH], RUNBOOK)
+    assert fast.verdict is Verdict.PASS  # fast answers despite a lagging checker are fast

@@ -18,6 +18,8 @@ from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_
 from bookstrack_rollback.staging.state import CANARY_RECORDS
 from matrix import verdicts_from_junit
 
+# pytester runs that each start a staging and probe it hard: one at a time (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group(name="pytester-heavy")
 ROOT = Path(__file__).resolve().parents[1]
 VERIFY_TESTS = (ROOT / "tests" / "test_verify.py").read_text()
 SECRET_TOKEN = "edge-case-token-5f3b9c1d7e"

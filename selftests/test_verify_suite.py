@@ -11,6 +11,8 @@ import pytest
 
 from matrix import CHECKS, load_scenarios, inner_conftest, verdicts_from_junit
 
+# pytester runs that each start a staging and probe it hard: one at a time (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group(name="pytester-heavy")
 ROOT = Path(__file__).resolve().parents[1]
 VERIFY_TESTS = (ROOT / "tests" / "test_verify.py").read_text()
 SCENARIOS = load_scenarios()

@@ -16,6 +16,7 @@ __all__ = ["CheckResult", "inconclusive"]
 from .evidence import Evidence
 from .plan import Endpoint
 
+STARVED_SHARE = 0.1  # a checker whose loop lags more than this share of a latency threshold cannot judge it
 QUIRK_DOUBLE1 = "double1_500"
 QUIRK_BLOB3 = "blob3_always_miss"
 QUIRK_TEXT = {
@@ -256,6 +257,12 @@ def check_response_time(evidence: Evidence, endpoint: Endpoint, runbook: Runbook
                             f"or timed out in {_window(evidence)}: too few to judge a P95 against "
                             f"{threshold_ms:.0f} ms.", "fix the errors first (see the error-rate checks)",
                             **measurements)
+    lag = quantile(evidence.loop_lag_ms, 0.95).value if len(evidence.loop_lag_ms) >= 20 else 0.0
+    if verdict is not Judgement.WITHIN and lag > threshold_ms * STARVED_SHARE:
+        return inconclusive(name, f"{text} in {_window(evidence)} is not the target's alone: the checker was starved "
+                            f"(its event loop woke up {lag:.0f} ms late at P95), so these latencies cannot be judged "
+                            f"against {threshold_ms:.0f} ms.", "run again on a less loaded machine, or with a "
+                            "lower --probe-rate", checker_lag_p95_ms=lag, **measurements)
     if verdict is Judgement.WITHIN:
         return passed(name, f"{text} in {_window(evidence)} is under the {threshold_ms:.0f} ms threshold.",
                       **measurements)

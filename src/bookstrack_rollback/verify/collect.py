@@ -30,7 +30,7 @@ from .plan import Endpoint, VerifyPlan
 Progress = Callable[[str], None]
 # At most this many probes in flight: a slot that finds them all busy is skipped (and counted), so a
 # slow target or a starved checker never builds a queue inside the checker that would inflate latency.
-MAX_IN_FLIGHT = 48
+MAX_IN_FLIGHT = 160
 EXTENSION = 0.5  # at most this share of the window is added when endpoints lack samples
 RUNBOOK_CACHE_QUERY = ("SELECT (SUM(CASE WHEN blob3 = 'HIT' THEN 1 ELSE 0 END) / COUNT(*)) * 100 as hit_rate "
                        "FROM books_api_performance WHERE timestamp > NOW() - INTERVAL 10 MINUTE")
@@ -130,8 +130,9 @@ async def probe_traffic(plan: VerifyPlan, clients: bookstrack.ProbeClients, evid
     deadline = end + plan.window_s * EXTENSION
     lacking = [e for e in plan.endpoints if e.is_search]
     while loop.time() < deadline:
-        counts = {e.key: len(evidence.samples_for(e.key)) + sum(1 for t in in_flight if t.get_name() == e.key)
-                  for e in lacking}
+        # answers that can go into a P95 (errors cannot; timeouts can), plus those still in flight
+        counts = {e.key: sum(1 for s in evidence.samples_for(e.key) if not s.is_error or s.outcome == "timeout")
+                  + sum(1 for t in in_flight if t.get_name() == e.key) for e in lacking}
         lacking = [e for e in lacking if counts[e.key] < plan.latency_needed]
         if not lacking:
             break
@@ -146,6 +147,16 @@ async def probe_traffic(plan: VerifyPlan, clients: bookstrack.ProbeClients, evid
     evidence.probe_seconds = loop.time() - start
     if in_flight:
         await asyncio.wait(in_flight, timeout=plan.request_timeout_s + 1)
+
+
+async def loop_lag(evidence: Evidence, done: asyncio.Event, every_s: float = 0.02) -> None:
+    """How late the checker's own event loop wakes up: when it is starved (a loaded machine), its
+    latency figures are the checker's, not the target's."""
+    loop = asyncio.get_running_loop()
+    while not done.is_set():
+        before = loop.time()
+        await asyncio.sleep(every_s)
+        evidence.loop_lag_ms.append(max(0.0, (loop.time() - before - every_s) * 1000))
 
 
 async def serving_version(api: CloudflareApi, evidence: Evidence) -> None:
@@ -264,7 +275,15 @@ async def collect(plan: VerifyPlan, target: Target, progress: Progress = lambda 
     probes = bookstrack.ProbeClients(target.base_url, size=MAX_IN_FLIGHT, timeout=timeout)
     async with httpx.AsyncClient(base_url=target.base_url, timeout=timeout, trust_env=False) as client:
         try:
-            jobs = [probe_traffic(plan, probes, evidence, progress), websocket(plan, target, client, evidence)]
+            probing_done = asyncio.Event()
+
+            async def probing() -> None:
+                try:
+                    await probe_traffic(plan, probes, evidence, progress)
+                finally:
+                    probing_done.set()
+
+            jobs = [probing(), loop_lag(evidence, probing_done), websocket(plan, target, client, evidence)]
             if api is not None:
                 jobs += [serving_version(api, evidence), canaries(api, target, evidence)]
             else:

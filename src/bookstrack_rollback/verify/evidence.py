@@ -35,6 +35,7 @@ class Evidence:
     samples: list[ProbeSample] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)  # probe slots skipped: too many in flight
     probe_seconds: float = 0.0  # how long probing lasted (the window, plus any top-up)
+    loop_lag_ms: list[float] = field(default_factory=list)  # how late the checker's own loop woke up
     serving: DeploymentInfo | None = None
     serving_version: VersionInfo | None = None
     deployments_error: str | None = None
