@@ -561,9 +561,19 @@ HEALTHY_RUN = ("ready_ack", "job_progress", "job_progress", "job_complete")
 def test_websocket_sessions_completing_pass():
     runs = [ProgressRun(101, HEALTHY_RUN, 1000, "", s) for s in (0.4, 1.25, 0.8)]
     result = checks.check_websocket(evidence(ws_runs=runs, ws_token_source="POST /v1/enrichment/batch"))
-    assert result.sentence == ("3 of 3 progress sessions (token from POST /v1/enrichment/batch) got 101, ready_ack, "
-                               "2+ job_progress, job_complete and close 1000 (slowest 1.25s).")
+    assert result.sentence == ("3 of 3 progress sessions (token from POST /v1/enrichment/batch) connected: 101, "
+                               "ready_ack, progress to the job's end and a clean close (slowest 1.25s).")
     assert result.verdict is Verdict.PASS
+
+
+def test_a_failed_job_on_a_working_socket_is_connectivity():
+    failed_job = ProgressRun(101, ("ready_ack", "job_progress", "error"), 1011, "Job failed", 0.3)
+    runs = [ProgressRun(101, HEALTHY_RUN, 1000, "", 0.4), failed_job]
+    result = checks.check_websocket(evidence(ws_runs=runs, ws_token_source="POST /v1/enrichment/batch"))
+    assert result.verdict is Verdict.PASS
+    assert "1 of the jobs themselves failed (error, close 1011 \"Job failed\")" in result.sentence
+    no_ack = ProgressRun(101, ("error",), 1011, "Job failed", 0.3)
+    assert checks.check_websocket(evidence(ws_runs=[no_ack], ws_token_source="x")).verdict is Verdict.FAIL
 
 
 def test_websocket_failed_session_fails_and_says_what_it_saw():

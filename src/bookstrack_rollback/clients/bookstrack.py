@@ -214,9 +214,18 @@ class ProgressRun:
 
     @property
     def completed(self) -> bool:
-        return (self.handshake_status == 101 and bool(self.message_types)
-                and self.message_types[0] == "ready_ack" and "job_complete" in self.message_types
-                and self.close_code == 1000)
+        """The job ran to its end on the socket: job_complete then 1000."""
+        return self.connected and "job_complete" in self.message_types and self.close_code == 1000
+
+    @property
+    def job_failed(self) -> bool:
+        """The socket worked, the job did not: ``error`` then 1011 "Job failed" (contract)."""
+        return self.connected and "error" in self.message_types and self.close_code == 1011
+
+    @property
+    def connected(self) -> bool:
+        """101, then ``ready_ack`` as the first answer to ``ready``."""
+        return self.handshake_status == 101 and bool(self.message_types) and self.message_types[0] == "ready_ack"
 
 
 async def run_progress_socket(base_url: str, job_id: str, token: str, *, timeout: float) -> ProgressRun:

@@ -125,25 +125,22 @@ async def probe_traffic(plan: VerifyPlan, clients: bookstrack.ProbeClients, evid
         launch(cycle[k % len(cycle)])
         k += 1
         report(end - loop.time(), f"of the {plan.window_s:.1f} s window left")
-    # A starved checker (or a slow target) may have skipped slots: top up the endpoints that lack the
-    # samples a P95 needs, for at most half a window more. Never a reason to pass: only to decide.
+    # A starved checker (or a slow target) may have skipped slots, errors may have eaten answers: go on
+    # with the same mix of endpoints (the cache figures depend on it) while an endpoint lacks the answers
+    # a P95 needs, for at most half a window more. Never a reason to pass: only to decide.
     deadline = end + plan.window_s * EXTENSION
-    lacking = [e for e in plan.endpoints if e.is_search]
-    while loop.time() < deadline:
-        # answers that can go into a P95 (errors cannot; timeouts can), plus those still in flight
-        counts = {e.key: sum(1 for s in evidence.samples_for(e.key) if not s.is_error or s.outcome == "timeout")
-                  + sum(1 for t in in_flight if t.get_name() == e.key) for e in lacking}
-        lacking = [e for e in lacking if counts[e.key] < plan.latency_needed]
-        if not lacking:
+    searches = [e for e in plan.endpoints if e.is_search]
+    while (due := start + k * interval) < deadline:
+        usable = {e.key: sum(1 for s in evidence.samples_for(e.key) if not s.is_error or s.outcome == "timeout")
+                  + sum(1 for t in in_flight if t.get_name() == e.key) for e in searches}
+        if all(count >= plan.latency_needed for count in usable.values()):
             break
-        await asyncio.sleep(interval)
-        endpoint = lacking[k % len(lacking)]
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        launch(cycle[k % len(cycle)])
         k += 1
-        if clients.available():
-            task = asyncio.create_task(one(endpoint, clients.lease()), name=endpoint.key)
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
-        report(deadline - loop.time(), "of extra time to reach enough samples per endpoint")
+        report(deadline - loop.time(), "of extra time to reach enough answers per endpoint")
     evidence.probe_seconds = loop.time() - start
     if in_flight:
         await asyncio.wait(in_flight, timeout=plan.request_timeout_s + 1)
