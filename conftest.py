@@ -3,4 +3,4 @@
 Markers (registered in pyproject.toml, strict): ``verify``, ``triage``, ``drill``.
 """
 
-pytest_plugins = ["fixtures.targets", "fixtures.verify", "fixtures.drill"]
+pytest_plugins = ["fixtures.targets", "fixtures.verify", "fixtures.drill", "fixtures.triage"]

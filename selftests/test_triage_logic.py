@@ -214,14 +214,14 @@ def assert_rate_reading(reading: Reading, judgement: Judgement, *, events: int, 
 def test_the_evaluator_judges_every_trigger_of_both_tables():
     table = trigger_table(RUNBOOK)
     assert [(t.name, t.table, t.threshold_text) for t in table] == [
-        ("Error Rate Spike", Table.IMMEDIATE, ">10.0%"),
-        ("5xx Error Rate", Table.IMMEDIATE, ">5.0%"),
+        ("Error Rate Spike", Table.IMMEDIATE, ">10%"),
+        ("5xx Error Rate", Table.IMMEDIATE, ">5%"),
         ("Complete Outage", Table.IMMEDIATE, "Health check fails"),
-        ("WebSocket Failures", Table.IMMEDIATE, ">10.0% failure rate"),
+        ("WebSocket Failures", Table.IMMEDIATE, ">10% failure rate"),
         ("Data Loss", Table.IMMEDIATE, "Any confirmed data loss"),
-        ("Moderate Error Rate", Table.APPROVAL, "5.0-10.0%"),
+        ("Moderate Error Rate", Table.APPROVAL, "5-10%"),
         ("Latency Spike", Table.APPROVAL, "P95 >2s"),
-        ("Cache Failure", Table.APPROVAL, "Hit rate <30.0%"),
+        ("Cache Failure", Table.APPROVAL, "Hit rate <30%"),
         ("External API Issues", Table.APPROVAL, "Provider timeouts"),
     ]
     readings = evaluate()
@@ -247,20 +247,20 @@ def test_a_handful_of_requests_never_triggers_a_rollback():
 def test_error_rate_spike_fires_on_a_clear_breach():
     readings = evaluate(searches(200, errors=60, outcome=CLIENT_ERROR) + health_checks(20))
     assert_rate_reading(readings["error_rate_spike"], Judgement.BREACH, events=60, total=200, unit="requests",
-                        threshold_text="exceeds the >10.0% threshold", threshold=0.10)
+                        threshold_text="exceeds the >10% threshold", threshold=0.10)
     assert not readings["server_error_rate"].fires  # 4xx are errors, not server failures
 
 
 def test_error_rate_spike_within_when_clearly_healthy():
     reading = evaluate(searches(400, errors=4))["error_rate_spike"]
     assert_rate_reading(reading, Judgement.WITHIN, events=4, total=400, unit="requests",
-                        threshold_text="is below the >10.0% threshold", threshold=0.10)
+                        threshold_text="is below the >10% threshold", threshold=0.10)
 
 
 def test_error_rate_spike_unsure_near_the_threshold_and_on_few_samples():
     near = evaluate(searches(100, errors=11))["error_rate_spike"]
     assert_rate_reading(near, Judgement.UNSURE, events=11, total=100, unit="requests",
-                        threshold_text="cannot yet be told apart from the >10.0% threshold", threshold=0.10)
+                        threshold_text="cannot yet be told apart from the >10% threshold", threshold=0.10)
     few = evaluate(searches(29, errors=29))["error_rate_spike"]  # every request failed, but only 29
     assert few.judgement is Judgement.UNSURE and few.sentence.endswith("over 29 requests: fewer than 30 samples")
     thirty = evaluate(searches(30, errors=30))["error_rate_spike"]
@@ -272,7 +272,7 @@ def test_errors_count_every_failed_outcome_but_health_checks_are_not_requests():
     failing = [sample(SEARCH_CYCLE[i % 8], T0 + i, outcomes[i % 5], 50.0) for i in range(40)]
     readings = evaluate(failing + health_checks(200))
     assert_rate_reading(readings["error_rate_spike"], Judgement.BREACH, events=40, total=40, unit="requests",
-                        threshold_text=">10.0%", threshold=0.10)
+                        threshold_text=">10%", threshold=0.10)
     assert readings["server_error_rate"].value == pytest.approx(8 / 40)  # only SERVER_ERROR is a 5xx
 
 
@@ -282,13 +282,13 @@ def test_server_error_rate_fires_on_a_clear_breach():
     reading = evaluate(searches(400, errors=60, outcome=SERVER_ERROR))["server_error_rate"]
     assert_rate_reading(reading, Judgement.BREACH, events=60, total=400, unit="requests",
                         threshold_text="5xx rate 15.0% (95% CI", threshold=0.05)
-    assert reading.sentence.endswith("exceeds the >5.0% threshold")
+    assert reading.sentence.endswith("exceeds the >5% threshold")
 
 
 def test_server_error_rate_within_when_the_errors_are_client_errors():
     readings = evaluate(searches(200, errors=60, outcome=CLIENT_ERROR))
     assert_rate_reading(readings["server_error_rate"], Judgement.WITHIN, events=0, total=200, unit="requests",
-                        threshold_text="is below the >5.0% threshold", threshold=0.05)
+                        threshold_text="is below the >5% threshold", threshold=0.05)
     assert readings["error_rate_spike"].fires
 
 
@@ -303,14 +303,14 @@ def test_server_error_rate_unsure_on_a_handful():
 def test_complete_outage_fires_when_the_health_checks_fail():
     readings = evaluate(health_checks(40, failing=40))
     assert_rate_reading(readings["complete_outage"], Judgement.BREACH, events=40, total=40, unit="health checks",
-                        threshold_text="exceeds the Health check fails (>50.0%) threshold", threshold=0.5)
+                        threshold_text="exceeds the Health check fails (>50%) threshold", threshold=0.5)
     assert readings["error_rate_spike"].sentence == "error rate unknown (no requests): fewer than 30 samples"
 
 
 def test_complete_outage_within_when_the_health_checks_pass():
     reading = evaluate(health_checks(40))["complete_outage"]
     assert_rate_reading(reading, Judgement.WITHIN, events=0, total=40, unit="health checks",
-                        threshold_text="is below the Health check fails (>50.0%) threshold", threshold=0.5)
+                        threshold_text="is below the Health check fails (>50%) threshold", threshold=0.5)
 
 
 def test_complete_outage_unsure_on_a_few_failed_health_checks():
@@ -329,13 +329,13 @@ def sessions(n: int, failing: int, seed: int = SEED) -> list[WsSession]:
 def test_websocket_failures_fire_on_a_clear_breach():
     reading = evaluate(ws=sessions(40, 16))["websocket_failures"]
     assert_rate_reading(reading, Judgement.BREACH, events=16, total=40, unit="sessions",
-                        threshold_text="exceeds the >10.0% failure rate threshold", threshold=0.10)
+                        threshold_text="exceeds the >10% failure rate threshold", threshold=0.10)
 
 
 def test_websocket_failures_within_when_every_session_works():
     reading = evaluate(ws=sessions(40, 0))["websocket_failures"]
     assert_rate_reading(reading, Judgement.WITHIN, events=0, total=40, unit="sessions",
-                        threshold_text="is below the >10.0% failure rate threshold", threshold=0.10)
+                        threshold_text="is below the >10% failure rate threshold", threshold=0.10)
 
 
 @pytest.mark.parametrize("n, failing, judgement, sentence", [
@@ -389,7 +389,7 @@ def test_data_loss_names_every_lost_key_and_ignores_the_intact_ones():
 def test_moderate_error_rate_fires_inside_the_band():
     readings = evaluate(searches(1000, errors=70, outcome=CLIENT_ERROR))
     assert_rate_reading(readings["moderate_error_rate"], Judgement.BREACH, events=70, total=1000, unit="requests",
-                        threshold_text="exceeds the 5.0-10.0% threshold", threshold=0.05)
+                        threshold_text="exceeds the 5-10% threshold", threshold=0.05)
     assert readings["error_rate_spike"].judgement is Judgement.WITHIN  # 7% is not an immediate trigger
 
 
@@ -397,7 +397,7 @@ def test_moderate_error_rate_does_not_fire_above_the_band_the_immediate_trigger_
     readings = evaluate(searches(300, errors=90, outcome=CLIENT_ERROR))
     band = readings["moderate_error_rate"]
     assert not band.fires and band.judgement is Judgement.WITHIN
-    assert band.sentence.endswith("is above the band's 10.0% ceiling (an immediate trigger instead)")
+    assert band.sentence.endswith("is above the band's 10% ceiling (an immediate trigger instead)")
     assert band.sentence.startswith("error rate 30.0% (95% CI ") and " over 300 requests " in band.sentence
     assert readings["error_rate_spike"].fires
 
@@ -405,12 +405,12 @@ def test_moderate_error_rate_does_not_fire_above_the_band_the_immediate_trigger_
 def test_moderate_error_rate_within_below_the_band_and_unsure_on_few_or_straddling():
     below = evaluate(searches(400, errors=4))["moderate_error_rate"]
     assert_rate_reading(below, Judgement.WITHIN, events=4, total=400, unit="requests",
-                        threshold_text="is below the 5.0-10.0% threshold", threshold=0.05)
+                        threshold_text="is below the 5-10% threshold", threshold=0.05)
     few = evaluate(searches(5, errors=3))["moderate_error_rate"]
     assert few.judgement is Judgement.UNSURE and few.sentence.endswith("fewer than 30 samples")
     straddling = evaluate(searches(300, errors=21))["moderate_error_rate"]  # 7% over 300: 4.6-10.4%
     assert straddling.judgement is Judgement.UNSURE
-    assert straddling.sentence.endswith("cannot yet be told apart from the 5.0-10.0% threshold")
+    assert straddling.sentence.endswith("cannot yet be told apart from the 5-10% threshold")
 
 
 def test_moderate_error_rate_still_fires_when_the_ceiling_is_not_yet_certain():
@@ -468,19 +468,19 @@ def repeated(n: int, hits: int, *, fresh_misses: int = 0) -> list[ProbeSample]:
 def test_cache_failure_fires_when_repeated_searches_miss():
     reading = evaluate(repeated(100, 10))["cache_failure"]
     assert_rate_reading(reading, Judgement.BREACH, events=10, total=100, unit="repeated searches",
-                        threshold_text="is below the 30.0% threshold", threshold=0.30)
+                        threshold_text="is below the 30% threshold", threshold=0.30)
 
 
 def test_cache_failure_within_when_repeated_searches_hit_and_fresh_queries_do_not_count():
     reading = evaluate(repeated(100, 90, fresh_misses=500))["cache_failure"]
     assert_rate_reading(reading, Judgement.WITHIN, events=90, total=100, unit="repeated searches",
-                        threshold_text="is above the 30.0% threshold", threshold=0.30)
+                        threshold_text="is above the 30% threshold", threshold=0.30)
 
 
 def test_cache_failure_unsure_near_the_threshold_or_on_few_searches():
     near = evaluate(repeated(100, 30))["cache_failure"]
     assert near.judgement is Judgement.UNSURE
-    assert near.sentence.endswith("cannot yet be told apart from the 30.0% threshold")
+    assert near.sentence.endswith("cannot yet be told apart from the 30% threshold")
     few = evaluate(repeated(10, 0))["cache_failure"]
     assert few.judgement is Judgement.UNSURE and few.sentence.endswith("over 10 repeated searches: fewer than 30 samples")
 
@@ -498,7 +498,7 @@ def answers(n: int, empty: int) -> list[ProbeSample]:
 def test_external_api_issues_fire_on_empty_answers_for_known_records():
     reading = evaluate(answers(100, 40))["provider_timeouts"]
     assert_rate_reading(reading, Judgement.BREACH, events=40, total=100, unit="uncached searches",
-                        threshold_text="exceeds the Provider timeouts (>5.0%) threshold", threshold=0.05)
+                        threshold_text="exceeds the Provider timeouts (>20%) threshold", threshold=0.20)
     assert reading.sentence.startswith("share of empty answers for known records 40.0% (95% CI ")
 
 
@@ -506,7 +506,7 @@ def test_external_api_issues_within_when_known_records_are_found_and_fresh_empti
     fresh = [sample("isbn:<faker>", T0 + i, provider="none", results=0) for i in range(100)]
     reading = evaluate(answers(100, 0) + fresh)["provider_timeouts"]
     assert_rate_reading(reading, Judgement.WITHIN, events=0, total=100, unit="uncached searches",
-                        threshold_text="is below the Provider timeouts (>5.0%) threshold", threshold=0.05)
+                        threshold_text="is below the Provider timeouts (>20%) threshold", threshold=0.20)
 
 
 def test_external_api_issues_count_either_sign_of_a_failed_provider():
@@ -888,7 +888,7 @@ def test_an_error_rate_above_the_band_is_not_mistaken_for_a_cleared_issue():
                             rollback_target_from=FROM_RECORD)
     assert [r.trigger.id for r in assessment.firing] == ["moderate_error_rate"]
     band = assessment.recent["moderate_error_rate"]
-    assert band.judgement is Judgement.WITHIN and "above the band's 10.0% ceiling" in band.sentence
+    assert band.judgement is Judgement.WITHIN and "above the band's 10% ceiling" in band.sentence
     assert assessment.recent["error_rate_spike"].fires
     assert not assessment.situation.recent_clear and not det.decidable(assessment)
     assert assessment.decision().sentence.startswith("Not yet: it has lasted ")

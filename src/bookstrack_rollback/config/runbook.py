@@ -40,6 +40,7 @@ class ApprovalTriggers:
     p95_latency_above_s: float
     cache_hit_rate_below: float
     provider_timeouts_any: bool
+    provider_empty_share_above: float
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,7 @@ def _validate(runbook: Runbook) -> None:
         ("triggers.approval.error_rate_from", t.approval.error_rate_from),
         ("triggers.approval.error_rate_to", t.approval.error_rate_to),
         ("triggers.approval.cache_hit_rate_below", t.approval.cache_hit_rate_below),
+        ("triggers.approval.provider_empty_share_above", t.approval.provider_empty_share_above),
         ("verification.error_rate_below", runbook.verification.error_rate_below),
         ("verification.cache_hit_rate_above", runbook.verification.cache_hit_rate_above),
     ):

@@ -47,6 +47,9 @@ class Detector:
     time_scale: float
     deployed_at: float
     baseline_s: float | None = None  # how far before the deployment the baseline reaches
+    # readings of the time before the deployment from elsewhere (triage: Analytics Engine history),
+    # used when the probes did not see that time
+    baseline: dict[str, Reading] | None = None
     samples: list[ProbeSample] = field(default_factory=list)
     ws: list[WsSession] = field(default_factory=list)
     canaries: list[CanaryRead] = field(default_factory=list)
@@ -123,7 +126,7 @@ class Detector:
         end = math.nextafter(now, math.inf)  # up to and including now (now + 1e-9 == now at epoch seconds)
         after = evaluator.evaluate(self._window(self.deployed_at, end))
         recent = evaluator.evaluate(self._window(max(self.deployed_at, now - self.recent_s), end))
-        before = None
+        before = self.baseline
         if self.baseline_s:
             window = self._window(self.deployed_at - self.baseline_s, self.deployed_at)
             if window.samples:

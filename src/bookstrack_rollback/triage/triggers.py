@@ -12,7 +12,7 @@ from enum import Enum
 
 from ..clients.bookstrack import ProbeSample
 from ..config import Runbook
-from ..stats import Judgement, Rate, judge_above, judge_below, percent, quantile
+from ..stats import Judgement, Rate, judge_above, judge_below, percent, quantile, threshold_percent
 
 
 class Table(str, Enum):
@@ -62,16 +62,16 @@ class Reading:
 def trigger_table(runbook: Runbook) -> tuple[Trigger, ...]:
     im, ap = runbook.triggers.immediate, runbook.triggers.approval
     return (
-        Trigger("error_rate_spike", "Error Rate Spike", Table.IMMEDIATE, f">{percent(im.error_rate_above)}"),
-        Trigger("server_error_rate", "5xx Error Rate", Table.IMMEDIATE, f">{percent(im.server_error_rate_above)}"),
+        Trigger("error_rate_spike", "Error Rate Spike", Table.IMMEDIATE, f">{threshold_percent(im.error_rate_above)}"),
+        Trigger("server_error_rate", "5xx Error Rate", Table.IMMEDIATE, f">{threshold_percent(im.server_error_rate_above)}"),
         Trigger("complete_outage", "Complete Outage", Table.IMMEDIATE, "Health check fails"),
         Trigger("websocket_failures", "WebSocket Failures", Table.IMMEDIATE,
-                f">{percent(im.websocket_failure_rate_above)} failure rate"),
+                f">{threshold_percent(im.websocket_failure_rate_above)} failure rate"),
         Trigger("data_loss", "Data Loss", Table.IMMEDIATE, "Any confirmed data loss"),
         Trigger("moderate_error_rate", "Moderate Error Rate", Table.APPROVAL,
-                f"{percent(ap.error_rate_from)[:-1]}-{percent(ap.error_rate_to)}"),
+                f"{threshold_percent(ap.error_rate_from)[:-1]}-{threshold_percent(ap.error_rate_to)}"),
         Trigger("latency_spike", "Latency Spike", Table.APPROVAL, f"P95 >{ap.p95_latency_above_s:g}s"),
-        Trigger("cache_failure", "Cache Failure", Table.APPROVAL, f"Hit rate <{percent(ap.cache_hit_rate_below)}"),
+        Trigger("cache_failure", "Cache Failure", Table.APPROVAL, f"Hit rate <{threshold_percent(ap.cache_hit_rate_below)}"),
         Trigger("provider_timeouts", "External API Issues", Table.APPROVAL, "Provider timeouts"),
     )
 
@@ -117,7 +117,7 @@ class TriggerEvaluator:
         if below is not None and over is Judgement.WITHIN:
             # a band (5-10%): above the floor, and not confidently above the ceiling
             if judge_above(low, high, below) is Judgement.WITHIN:
-                return Reading(trigger, Judgement.WITHIN, f"{text} is above the band's {percent(below)} ceiling "
+                return Reading(trigger, Judgement.WITHIN, f"{text} is above the band's {threshold_percent(below)} ceiling "
                                "(an immediate trigger instead)", rate.value, rate.total)
         judgement = {Judgement.WITHIN: Judgement.BREACH, Judgement.BREACH: Judgement.WITHIN,
                      Judgement.UNSURE: Judgement.UNSURE}[over]
@@ -125,7 +125,7 @@ class TriggerEvaluator:
                     Judgement.UNSURE: "cannot yet be told apart from"}[judgement]
         bound = trigger.threshold_text
         if not any(c.isdigit() for c in bound):  # "Health check fails": name the number it was read as
-            bound = f"{bound} (>{percent(above)})"
+            bound = f"{bound} (>{threshold_percent(above)})"
         return Reading(trigger, judgement, f"{text} {relation} the {bound} threshold", rate.value,
                        rate.total)
 
@@ -214,7 +214,7 @@ class TriggerEvaluator:
                      Judgement.UNSURE: Judgement.UNSURE}[verdict]
         relation = {Judgement.BREACH: "is below", Judgement.WITHIN: "is above",
                     Judgement.UNSURE: "cannot yet be told apart from"}[judgement]
-        return Reading(trigger, judgement, f"{text} {relation} the {percent(threshold)} threshold", rate.value,
+        return Reading(trigger, judgement, f"{text} {relation} the {threshold_percent(threshold)} threshold", rate.value,
                        rate.total)
 
     def _providers(self, window: Window) -> Reading:
@@ -224,4 +224,5 @@ class TriggerEvaluator:
         known = [s for s in window.samples if s.label in (*KNOWN_GOOD_LABELS, FRESH_KNOWN_LABEL)
                  and not s.is_error and not s.cached]
         empty = Rate(sum(1 for s in known if not s.results or s.provider == "none"), len(known))
-        return self._rate(trigger, empty, "share of empty answers for known records", "uncached searches", 0.05)
+        return self._rate(trigger, empty, "share of empty answers for known records", "uncached searches",
+                          self.runbook.triggers.approval.provider_empty_share_above)
