@@ -12,7 +12,7 @@ from enum import Enum
 
 from ..clients.bookstrack import ProbeSample
 from ..config import Runbook
-from ..stats import Judgement, Rate, judge_above, judge_below, percent, quantile, threshold_percent
+from ..stats import Judgement, Rate, judge_above, judge_below, quantile, threshold_percent
 
 
 class Table(str, Enum):
