@@ -1,0 +1,157 @@
+"""`pytest -m drill` run as users run it (pytester), against a staging started here and named in a
+targets.toml: decisions, measures, records, and a target always left healed, even when interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bookstrack_rollback.faults import RUNTIME_FLAG_KEY
+from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
+from bookstrack_rollback.staging.state import CANARY_RECORDS
+
+pytestmark = pytest.mark.xdist_group(name="pytester-heavy")
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "drill-suite-token-8a7b6c5d4e"
+DRILL_TESTS = (ROOT / "drills" / "test_drill.py").read_text()
+
+
+@pytest.fixture
+def outer() -> Iterator[RunningStaging]:
+    running = start_in_thread(StagingConfig(seed=99, token=TOKEN))
+    yield running
+    running.stop()
+
+
+def targets_toml(staging: RunningStaging, environment: str = "staging") -> str:
+    canaries = "\n".join(f'"{k}" = \'{v}\'' for k, v in CANARY_RECORDS.items())
+    return f"""
+[targets.local]
+environment = "{environment}"
+base_url = "{staging.base_url}"
+cloudflare_api_url = "{staging.cloudflare_api_url}"
+worker = "{staging.config.worker_name}"
+kv_namespace_id = "{staging.config.kv_namespace_id}"
+known_stable = "1.9.0"
+analytics_lag_s = 0
+time_scale = 0.02
+
+[targets.local.canaries]
+{canaries}
+"""
+
+
+@pytest.fixture
+def drill_suite(suite: pytest.Pytester, outer: RunningStaging, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    suite.makepyfile(test_drill=DRILL_TESTS)
+    suite.makefile(".toml", targets=targets_toml(outer))
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", outer.config.account_id)
+    monkeypatch.setenv("BOOKSTRACK_SLACK_WEBHOOK_URL", f"{outer.base_url}/__staging/webhooks/slack")
+    monkeypatch.setenv("BOOKSTRACK_STATUS_WEBHOOK_URL", f"{outer.base_url}/__staging/webhooks/status-page")
+    return suite
+
+
+def assert_healed(staging: RunningStaging) -> None:
+    state = staging.staging
+    serving = state.workers.get_version(state.workers.serving_deployment().versions[0][0])
+    assert serving is not None and serving.var("FAULT_PROFILE") is None, f"{serving} still serves a fault"
+    assert state.kv.get_own(RUNTIME_FLAG_KEY) is None, "a runtime fault was left behind"
+    assert state.kv.get_own("drill/lock") is None, "the drill lock was not released"
+    for key, value in CANARY_RECORDS.items():
+        assert state.kv.get_own(key) == value.encode(), f"canary {key} not restored"
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((path / "reports" / "drills").glob("*.json"))]
+
+
+def test_drills_decide_measure_record_and_heal(drill_suite: pytest.Pytester, outer: RunningStaging):
+    result = drill_suite.runpytest_subprocess(
+        "-m", "drill", "--target", "local", "--reports-dir", str(drill_suite.path / "reports"), "-p", "no:cacheprovider",
+        "-k", "error-spike-api_rollback or data-loss-api_rollback or blip-api_rollback or errors-before-deploy")
+    result.assert_outcomes(passed=4)
+    assert_healed(outer)
+    found = {r["scenario"]: r for r in records(drill_suite.path)}
+    assert set(found) == {"error-spike", "data-loss", "blip", "errors-before-deploy"}
+    spike = found["error-spike"]
+    assert spike["decision"] == "ROLLBACK NOW" and spike["status"] == "passed"
+    m = spike["measures"]
+    assert 0 < m["time_to_detect_s"] <= m["budget_detect_s"] == pytest.approx(6.0)
+    assert 0 < m["time_to_rollback_s"] <= m["budget_rollback_s"]
+    assert m["total_recovery_s"] <= m["budget_total_s"] == pytest.approx(12.0)
+    assert [p["name"] for p in spike["phases"]] == ["preflight", "deploy test change", "detect", "decide",
+                                                     "roll back", "verify", "cleanup"]
+    assert all(p["outcome"] == "ok" for p in spike["phases"])
+    assert spike["wrangler_command"].startswith("wrangler rollback ")
+    kinds = [m["kind"] for m in spike["messages"]]
+    assert kinds[:2] == ["status page: Investigating", "status page: Identified"]
+    assert "slack: rollback in progress" in kinds and "slack: rollback complete" in kinds
+    assert all(m["posted"].startswith("HTTP 200") for m in spike["messages"])
+    sink = httpx.get(f"{outer.base_url}/__staging/webhooks", timeout=5).json()
+    assert any("ROLLBACK COMPLETE" in json.dumps(m) for m in sink["messages"])
+    assert "Data Recovery restored canary/library/1" in " ".join(p["detail"] for p in found["data-loss"]["phases"])
+    for negative in ("blip", "errors-before-deploy"):
+        assert found[negative]["rollback"] is None, f"{negative} rolled back"
+    assert found["blip"]["decision"] == "NO ACTION"
+    assert found["errors-before-deploy"]["decision"] == "INVESTIGATE ROOT CAUSE"
+    history = (drill_suite.path / "reports" / "history" / "drills.jsonl").read_text().splitlines()
+    assert len(history) == 4
+
+
+def test_an_interrupted_drill_leaves_the_staging_healed(drill_suite: pytest.Pytester, outer: RunningStaging):
+    reports = drill_suite.path / "reports"
+    env = {**os.environ, "PYTHONPATH": os.environ["PYTHONPATH"]}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-m", "drill", "--target", "local", "--reports-dir", str(reports),
+         "-p", "no:cacheprovider", "-k", "error-spike-api_rollback", "-q"],
+        cwd=drill_suite.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # wait for the test change to serve: the drill is detecting
+            state = outer.staging
+            serving = state.workers.get_version(state.workers.serving_deployment().versions[0][0])
+            if serving is not None and serving.var("FAULT_PROFILE"):
+                break
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "the drill never deployed its test change"
+            time.sleep(0.05)  # polling the staging's state, within the deadline above
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 2, output  # pytest: interrupted
+    assert_healed(outer)
+    (record,) = records(drill_suite.path)
+    assert record["status"] == "interrupted", record["status"]
+    assert record["phases"][-1]["name"] == "cleanup" and record["phases"][-1]["outcome"] == "ok"
+
+
+def test_production_is_refused_without_the_override(drill_suite: pytest.Pytester, outer: RunningStaging):
+    drill_suite.makefile(".toml", targets=targets_toml(outer, environment="production"))
+    result = drill_suite.runpytest_subprocess("-m", "drill", "--target", "local", "-k", "error-spike-api_rollback",
+                                              "--reports-dir", str(drill_suite.path / "reports"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*refusing to drill production*--drill-allow-production*"])
+    assert_healed(outer)
+
+
+def test_a_concurrent_drill_is_refused(drill_suite: pytest.Pytester, outer: RunningStaging):
+    lock = {"owner": "someone else", "drill_id": "other-drill", "expires_at": time.time() + 600}
+    outer.staging.kv.put_own("drill/lock", json.dumps(lock).encode())
+    result = drill_suite.runpytest_subprocess("-m", "drill", "--target", "local", "-k", "error-spike-api_rollback",
+                                              "--reports-dir", str(drill_suite.path / "reports"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*drill other-drill by someone else holds the drill lock*"])
+    assert outer.staging.kv.get_own("drill/lock") is not None  # not ours to release
