@@ -41,8 +41,11 @@ clients: $(STAMP) $(NODE_STAMP)
 test: clients
 	timeout $(DEADLINE) $(BIN)/python -m pytest selftests -n 2 --dist loadgroup -q
 
+# verify and triage against the healthy embedded staging, then the whole drill matrix
 drill: venv
-	timeout $(DEADLINE) $(BIN)/python -m pytest tests drills -q -p no:cacheprovider
+	rm -rf reports/allure-results
+	timeout $(DEADLINE) $(BIN)/python -m pytest tests drills -m "verify or triage or drill" \
+		--alluredir=reports/allure-results -p no:cacheprovider -q
 
 staging: venv
 	$(BIN)/python -m bookstrack_rollback.staging --port $(PORT)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import zlib
 import tempfile
 import time
 import uuid
@@ -39,6 +40,7 @@ from .worker_repo import WorkerRepo
 
 MIGRATION_KEY = "migration/in-progress"
 TICK_S = 0.2
+BASELINE_MIN = 2.5  # runbook minutes of signals before the deploy: enough to show a 5% rate clean
 
 
 class DrillError(Exception):
@@ -149,18 +151,26 @@ class DrillRunner:
         if note:
             self.record.healed.append(note)
         run.known_stable = await self._known_stable(run)
+        work = self.options.work_dir or Path(tempfile.mkdtemp(prefix="drill-worker-"))
+        assert self.target.worker
+        run.repo = WorkerRepo.create(work / self.record.drill_id, self.target.worker, run.known_stable.tag or "stable")
+        run.stable_sha = run.repo.head()
+        await self._keep_rollbackable(run)
         self.record.healed += await self._heal(run)
         self.record.known_stable = {"id": run.known_stable.id, "tag": run.known_stable.tag}
         for key, _expected in self.target.canaries:
             run.snapshot[key] = await run.api.kv_get(self.target.kv_namespace_id, key)
         # signals start now: the baseline before the deploy is part of the evidence
-        run.detector = Detector(self.runbook, self.settings.time_scale, deployed_at=math.inf,
-                                baseline_s=self.settings.seconds(1))
-        feed = SignalFeed(self.target, run.api, run.detector, rate=self.options.probe_rate, seed=self.settings.seed)
+        baseline_s = self.settings.seconds(BASELINE_MIN)
+        run.detector = Detector(self.runbook, self.settings.time_scale, deployed_at=math.inf, baseline_s=baseline_s)
+        # each drill its own query sequence (from the run's seed): a query an earlier drill made may be cached
+        feed_seed = self.settings.seed + zlib.crc32(self.record.drill_id.encode())
+        self.record.seed = feed_seed
+        feed = SignalFeed(self.target, run.api, run.detector, rate=self.options.probe_rate, seed=feed_seed)
         run.tasks.append(asyncio.create_task(feed.run(run.stop)))
-        baseline_end = time.time() + self.settings.seconds(1)
+        baseline_end = time.time() + baseline_s
         await asyncio.sleep(max(0.0, baseline_end - time.time()))
-        window = run.detector._window(baseline_end - self.settings.seconds(1), baseline_end)
+        window = run.detector._window(baseline_end - baseline_s, baseline_end)
         from ..triage.triggers import TriggerEvaluator
 
         firing = [r for r in TriggerEvaluator(self.runbook).evaluate(window).values() if r.fires]
@@ -191,6 +201,22 @@ class DrillRunner:
         raise DrillError(f"no known stable version: none of the {len(versions)} rollbackable versions matches "
                          f"{wanted!r} without a FAULT_PROFILE; set known_stable for {self.target.source}")
 
+    async def _keep_rollbackable(self, run: _Run) -> None:
+        """Only the 10 newest versions can be rolled back to, and every drill adds one. When the known
+        stable version nears the edge, redeploy it from git (the FAQ: "For older versions, redeploy from
+        git"), so the drill's own rollback target stays reachable."""
+        assert run.repo and run.known_stable
+        newest = [v.id for v in await run.api.versions()]
+        margin = self.runbook.platform.rollbackable_versions - 2
+        if run.known_stable.id in newest[:margin]:
+            return
+        old = run.known_stable
+        version, _ = await run.repo.deploy(run.api, tag=old.tag,
+                                           message=f"Redeploy of the known stable {old.label} from git")
+        run.known_stable = await run.api.version(version.id)
+        self.record.healed.append(f"the known stable {old.label} was about to leave the {margin + 2} versions that "
+                                  f"can be rolled back to: redeployed it from git as {run.known_stable.label}")
+
     async def _heal(self, run: _Run) -> list[str]:
         """Remove what a crashed drill left behind: a runtime fault, a faulty version serving, lost canaries."""
         notes = []
@@ -219,10 +245,9 @@ class DrillRunner:
             await run.api.kv_put(self.target.kv_namespace_id, RUNTIME_FLAG_KEY,
                                  self.scenario.runtime_fault.to_json().encode())
             self.progress("runtime fault set before the deploy; observing it")
-            await asyncio.sleep(self.settings.seconds(1))
-        work = self.options.work_dir or Path(tempfile.mkdtemp(prefix="drill-worker-"))
-        repo = WorkerRepo.create(work / self.record.drill_id, self.target.worker, run.known_stable.tag or "stable")
-        run.repo, run.stable_sha = repo, repo.head()
+            await asyncio.sleep(self.settings.seconds(BASELINE_MIN))
+        repo = run.repo
+        assert repo is not None
         fault = self.scenario.deployed_fault(self.settings.time_scale)
         run.bad_sha = repo.commit_test_change(fault, "2.0.0-drill", f"Drill test change: {self.scenario.description}")
         version, _deployment = await repo.deploy(run.api, message=f"Drill test change ({self.scenario.name})")

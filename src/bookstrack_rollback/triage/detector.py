@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from ..clients.bookstrack import ProbeSample
 from ..clients.cloudflare import VersionInfo
 from ..config import Runbook
-from ..stats import Judgement
+from ..stats import Judgement, Rate
 from .decision import Decision, Situation, decide
 from .triggers import FRESH_KNOWN_LABEL, KNOWN_GOOD_LABELS, CanaryRead, Reading, TriggerEvaluator, Window, WsSession
 
+_RATE_TRIGGERS = {"error_rate_spike", "server_error_rate", "moderate_error_rate", "complete_outage",
+                  "websocket_failures", "cache_failure", "provider_timeouts"}
 _ERROR_TRIGGERS = {"error_rate_spike", "server_error_rate", "moderate_error_rate", "complete_outage"}
 # one error rate judged against two thresholds (>10% immediate, the 5-10% band): the same signal
 _ERROR_RATE = ("error_rate_spike", "moderate_error_rate")
@@ -113,6 +115,35 @@ class Detector:
         on a short baseline and the spike on a long window after it, yet they existed before it."""
         return _ERROR_RATE if trigger_id in _ERROR_RATE else (trigger_id,)
 
+    def _fired_before(self, before: dict[str, Reading] | None,
+                      firing: tuple[Reading, ...]) -> tuple[Reading, ...] | None:
+        """The firing triggers' signals before the deployment: those that fired then (the errors existed
+        before it), none (healthy then), or None when the baseline cannot tell (unknown history)."""
+        if before is None:
+            return None
+        readings = [before[i] for i in dict.fromkeys(i for r in firing for i in self._same_signal(r.trigger.id))]
+        fired = tuple(r for r in readings if r.fires)
+        if fired:
+            return fired
+        # healthy before, by each firing trigger's own threshold: confidently so, not one bad event seen
+        # (sparse signals: sockets, canaries), or a rate clearly lower before than after (it began then)
+        if all(self._healthy_before(before[r.trigger.id], r) for r in firing):
+            return ()
+        return None
+
+    def _healthy_before(self, before: Reading, after: Reading) -> bool:
+        if before.judgement is Judgement.WITHIN or (before.judgement is Judgement.UNSURE and before.value == 0.0):
+            return True
+        if before.trigger.id in _RATE_TRIGGERS and before.value is not None and after.value is not None \
+                and before.samples and after.samples:
+            confidence = self.runbook.statistics.confidence
+            before_low, before_high = Rate(round(before.value * before.samples), before.samples).interval(confidence)
+            after_low, after_high = Rate(round(after.value * after.samples), after.samples).interval(confidence)
+            if before.trigger.id == "cache_failure":  # the trouble is a hit rate that dropped
+                return before_low > after_high
+            return before_high < after_low
+        return False
+
     @staticmethod
     def _cleared(trigger_id: str, recent: dict[str, Reading]) -> bool:
         """The recent window is confidently healthy for this trigger. The band is WITHIN also when the
@@ -140,9 +171,7 @@ class Detector:
             recent[r.trigger.id].judgement is Judgement.UNSURE
             and recent[r.trigger.id].samples < evaluator.min_samples))
         clear = bool(firing) and all(self._cleared(r.trigger.id, recent) for r in firing)
-        fired_before = None if before is None else tuple(
-            before[i] for i in dict.fromkeys(i for r in firing for i in self._same_signal(r.trigger.id))
-            if before[i].fires)
+        fired_before = self._fired_before(before, firing)
         situation = Situation(
             now=now, deployed_at=self.deployed_at, firing=firing, still_firing=still, recent_clear=clear,
             fired_before_deploy=fired_before, onset=self._onset(firing, now), persistence_s=self.persistence_s,

@@ -29,9 +29,10 @@ QUIRK_TEXT = {
 
 def _window(evidence: Evidence) -> str:
     seconds = max(evidence.plan.window_s, evidence.probe_seconds)
-    minutes = seconds / 60 / evidence.target.time_scale
-    return f"the last {seconds:.0f}s ({minutes:g} runbook minutes)" if evidence.target.time_scale != 1 else \
-        f"the last {minutes:g}m"
+    minutes = f"{seconds / 60 / evidence.target.time_scale:.1f}".removesuffix(".0")
+    if evidence.target.time_scale != 1:
+        return f"the last {seconds:.0f}s ({minutes} runbook minutes)"
+    return f"the last {minutes}m"
 
 
 # --- signal sanity (decides whether analytics may be trusted) --------------------------------------
