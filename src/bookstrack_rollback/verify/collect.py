@@ -229,7 +229,9 @@ async def analytics(plan: VerifyPlan, target: Target, api: CloudflareApi, eviden
                           f"sumIf(_sample_interval, double1 >= 500) AS server_errors, "
                           f"sumIf(_sample_interval, blob2 = 'N/A') AS answered, "
                           f"sumIf(_sample_interval, blob3 = 'HIT' AND blob2 = 'N/A') AS hits "
-                          f"FROM {perf} WHERE timestamp > NOW() - INTERVAL '{span}' SECOND")
+                          f"FROM {perf} WHERE timestamp > NOW() - INTERVAL '{span}' SECOND "
+                          # a refused socket handshake (401 for a made-up token) is an answer, not an error
+                          f"AND blob1 != '/ws/progress'")
             counts = await api.sql(counts_sql)
             row = counts.rows[0] if counts.rows else {}
             found.requests, found.errors = _int(row.get("requests")), _int(row.get("errors"))
