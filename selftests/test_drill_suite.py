@@ -44,6 +44,7 @@ kv_namespace_id = "{staging.config.kv_namespace_id}"
 known_stable = "1.9.0"
 analytics_lag_s = 0
 time_scale = 0.02
+synthetic_worker = true
 
 [targets.local.canaries]
 {canaries}
@@ -145,6 +146,16 @@ def test_production_is_refused_without_the_override(drill_suite: pytest.Pytester
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*refusing to drill production*--drill-allow-production*"])
     assert_healed(outer)
+
+
+def test_a_real_worker_is_never_replaced_by_the_synthetic_one(drill_suite: pytest.Pytester, outer: RunningStaging):
+    drill_suite.makefile(".toml", targets=targets_toml(outer).replace("synthetic_worker = true", ""))
+    before = outer.staging.workers.serving_deployment().id
+    result = drill_suite.runpytest_subprocess("-m", "drill", "--target", "local", "-k", "error-spike-api_rollback",
+                                              "--reports-dir", str(drill_suite.path / "reports"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*would replace this worker's real code*"])
+    assert outer.staging.workers.serving_deployment().id == before
 
 
 def test_a_concurrent_drill_is_refused(drill_suite: pytest.Pytester, outer: RunningStaging):

@@ -56,6 +56,8 @@ class Target:
     canaries: tuple[tuple[str, str], ...] = ()  # KV keys and the values they must keep
     request_ws_token: bool = False  # may verify create an enrichment job to get a socket token?
     analytics_lag_s: float = 30.0  # how long a data point takes to show in Analytics Engine SQL
+    # drills deploy a small synthetic worker (its own git repository): only for emulated targets
+    synthetic_worker: bool = False
 
     @property
     def has_cloudflare(self) -> bool:
@@ -137,7 +139,7 @@ def load_targets(path: str | Path | None = None) -> tuple[dict[str, dict[str, An
 
 _ENTRY_KEYS = {"base_url", "cloudflare_api_url", "worker", "environment", "kv_namespace_id",
                "datasets", "time_scale", "account_id", "known_stable", "canaries", "request_ws_token",
-               "analytics_lag_s"}
+               "analytics_lag_s", "synthetic_worker"}
 _EMBEDDED_KEYS = {"time_scale", "known_stable", "canaries", "request_ws_token", "analytics_lag_s"}
 
 
@@ -157,6 +159,10 @@ def _verification_values(entry: dict[str, Any], where: str) -> dict[str, Any]:
         if not isinstance(entry["request_ws_token"], bool):
             raise ConfigError(f"{where}: request_ws_token must be true or false")
         values["request_ws_token"] = entry["request_ws_token"]
+    if "synthetic_worker" in entry:
+        if not isinstance(entry["synthetic_worker"], bool):
+            raise ConfigError(f"{where}: synthetic_worker must be true or false")
+        values["synthetic_worker"] = entry["synthetic_worker"]
     if "analytics_lag_s" in entry:
         lag = entry["analytics_lag_s"]
         if isinstance(lag, bool) or not isinstance(lag, (int, float)) or not 0 <= lag <= 600:
@@ -219,6 +225,7 @@ def resolve_target(
             account_id=None, worker=None, token=Secret(""), kv_namespace_id=None,
             datasets=Datasets(), time_scale=DEFAULT_TIME_SCALE_EMBEDDED, embedded=True,
             source="the embedded staging, started by the suite", request_ws_token=True, analytics_lag_s=0.0,
+            synthetic_worker=True,
         )
         entry = entries.get(EMBEDDED, {})
         unknown = sorted(set(entry) - _EMBEDDED_KEYS)

@@ -102,6 +102,11 @@ class DrillRunner:
         if not target.has_cloudflare or not target.base_url or not target.kv_namespace_id:
             raise DrillError(f"{target.describe()}: a drill needs the Cloudflare API (token, account, worker) "
                              "and the worker's KV namespace id")
+        if not target.synthetic_worker:
+            raise DrillError(f"{target.describe()}: the drill deploys its test change from a small synthetic worker "
+                             "repository, which would replace this worker's real code; drilling a real staging "
+                             "needs the staging hook and the worker's own deploy (README, \"Drilling the real "
+                             "staging\"); set synthetic_worker = true only for an emulated target")
         if target.is_production and not self.options.allow_production:
             raise DrillError("refusing to drill production: drills inject faults; pass the explicit override "
                              "(--drill-allow-production) only if you mean it")
