@@ -146,3 +146,23 @@ def test_a_target_that_never_answers_fails_within_its_timeout(suite: pytest.Pyte
     assert verdicts["response_time[title:hamlet]"][0] == "FAIL"
     assert verdicts["websocket_connectivity"][0] == "INCONCLUSIVE"  # no token could be had: socket untested
     assert elapsed < 60, f"a hung target took {elapsed:.0f}s to fail"
+
+
+def test_triage_changes_nothing_either(suite: pytest.Pytester, outer: RunningStaging):
+    suite.makepyfile(test_triage=(ROOT / "tests" / "test_triage.py").read_text())
+    suite.makefile(".toml", targets=targets_toml(outer))
+    before = outer.staging.workers.serving_deployment().id
+    since = time.time()
+    os.environ["CLOUDFLARE_API_TOKEN"] = SECRET_TOKEN
+    os.environ["CLOUDFLARE_ACCOUNT_ID"] = StagingConfig().account_id
+    try:
+        result = suite.runpytest_subprocess("-m", "triage", "--target", "local", "-p", "no:cacheprovider")
+    finally:
+        del os.environ["CLOUDFLARE_API_TOKEN"], os.environ["CLOUDFLARE_ACCOUNT_ID"]
+    result.stdout.fnmatch_lines(["*triage: do we roll back?*", "DECISION: NO ACTION"])
+    log = httpx.get(f"{outer.base_url}/__staging/requests", params={"since": since}, timeout=5).json()["requests"]
+    sql = f"/client/v4/accounts/{outer.config.account_id}/analytics_engine/sql"
+    writes = {(r["method"], r["path"]) for r in log if r["method"] not in ("GET", "WEBSOCKET") and r["api"] != "admin"}
+    assert writes <= {("POST", sql)}, f"triage wrote to the target: {writes}"
+    assert outer.staging.workers.serving_deployment().id == before
+    assert SECRET_TOKEN not in result.stdout.str() + result.stderr.str()
