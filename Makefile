@@ -41,11 +41,20 @@ clients: $(STAMP) $(NODE_STAMP)
 test: clients
 	timeout $(DEADLINE) $(BIN)/python -m pytest selftests -n 2 --dist loadgroup -q
 
-# verify and triage against the healthy embedded staging, then the whole drill matrix
-drill: venv
-	rm -rf reports/allure-results
-	timeout $(DEADLINE) $(BIN)/python -m pytest tests drills -m "verify or triage or drill" \
-		--alluredir=reports/allure-results -p no:cacheprovider -q
+# verify and triage against the healthy embedded staging, then the whole drill matrix, then the reports
+# (the pytest result is the target's result; the reports are written whatever it was)
+drill: venv $(NODE_STAMP)
+	rm -rf reports/allure-results reports/allure-report reports/allure-report-single
+	@status=0; timeout $(DEADLINE) $(BIN)/python -m pytest tests drills -m "verify or triage or drill" \
+		--alluredir=reports/allure-results -p no:cacheprovider -q || status=$$?; \
+	node_modules/.bin/allure generate reports/allure-results -c allurerc.mjs > reports/.allure.log 2>&1 && \
+	node_modules/.bin/allure generate reports/allure-results -c allurerc.single.mjs >> reports/.allure.log 2>&1 \
+		|| { echo "allure generate failed: see reports/.allure.log"; status=1; }; \
+	echo; echo "Reports:"; \
+	echo "  Allure (serve it: node_modules/.bin/allure open reports/allure-report): reports/allure-report/index.html"; \
+	echo "  Allure, one file for a ticket: file://$(CURDIR)/reports/allure-report-single/index.html"; \
+	echo "  drill records: reports/drills/*.json, history: reports/history/drills.jsonl"; \
+	exit $$status
 
 staging: venv
 	$(BIN)/python -m bookstrack_rollback.staging --port $(PORT)

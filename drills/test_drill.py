@@ -10,6 +10,8 @@ decision is not the expected one or a budget (time to detect, time to rollback, 
 from __future__ import annotations
 
 import json
+import uuid
+from pathlib import Path
 
 import allure
 import pytest
@@ -52,4 +54,23 @@ def test_drill(scenario, method, drill_settings, drill_options, request):
                   attachment_type=allure.attachment_type.JSON)
     timeline = "\n".join(f"{p.name:<20} {p.outcome:<8} {p.duration_s or 0:7.2f}s  {p.detail}" for p in record.phases)
     allure.attach(timeline, name="timeline.txt", attachment_type=allure.attachment_type.TEXT)
+    write_perf(request.config, record)
     assert record.status == PASSED, f"drill {record.drill_id} {record.status}: {record.failure}"
+
+
+def write_perf(config: pytest.Config, record) -> None:
+    """Allure 3's numeric metrics (``*-perf.json``): time to detect, to rollback and total recovery, with
+    trends across runs (shared/notes/ecosystem.md §2.4)."""
+    results = config.getoption("allure_report_dir", default=None)
+    if not results:
+        return
+    m = record.measures
+    start, stop = int(record.started_at * 1000), int((record.ended_at or record.started_at) * 1000)
+    rows = [{"id": f"{record.scenario}/{record.method}", "key": key, "value": round(value, 3), "start": start,
+             "stop": stop} for key, value in (("time_to_detect_s", m.time_to_detect_s),
+                                              ("time_to_rollback_s", m.time_to_rollback_s),
+                                              ("total_recovery_s", m.total_recovery_s)) if value is not None]
+    if rows:
+        path = Path(results) / f"{uuid.uuid4()}-perf.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rows))
