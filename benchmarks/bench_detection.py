@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from bookstrack_rollback.clients.bookstrack import OK, SERVER_ERROR, ProbeSample  # noqa: E402
 from bookstrack_rollback.config import load_runbook  # noqa: E402
-from bookstrack_rollback.triage.decision import Action  # noqa: E402
 from bookstrack_rollback.triage.detector import Detector  # noqa: E402
 
 T0 = 1_800_000_000.0

@@ -11,20 +11,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from bookstrack_rollback.staging import Staging
+from cloudflare_answers import scripts, assert_error
 from bookstrack_rollback.staging.cloudflare.workers import ROLLBACK_WINDOW
-
-
-def scripts(staging: Staging) -> str:
-    return f"/client/v4/accounts/{staging.config.account_id}/workers/scripts/{staging.config.worker_name}"
-
-
-def assert_error(response, status: int, code: int, *, contains: str = "") -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["success"] is False and body["result"] is None
-    assert body["errors"][0]["code"] == code, body
-    assert contains in body["errors"][0]["message"], body["errors"][0]["message"]
-    return body["errors"][0]["message"]
 
 
 def traffic(*pairs: tuple[str, float], message: str | None = "Rollback due to errors") -> dict[str, Any]:

@@ -9,6 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bookstrack_rollback.staging import Staging
+from cloudflare_answers import assert_error
 
 
 def namespace(staging: Staging, ns: str | None = None) -> str:
@@ -18,15 +19,6 @@ def namespace(staging: Staging, ns: str | None = None) -> str:
 def value_url(staging: Staging, key: str, ns: str | None = None) -> str:
     encoded = quote(key, safe="").replace(".", "%2E")  # so that clients do not collapse "." and ".."
     return f"{namespace(staging, ns)}/values/{encoded}"
-
-
-def assert_error(response, status: int, code: int, *, contains: str = "") -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["success"] is False and body["result"] is None
-    assert body["errors"][0]["code"] == code, body
-    assert contains in body["errors"][0]["message"], body["errors"][0]["message"]
-    return body["errors"][0]["message"]
 
 
 @pytest.mark.parametrize("key", ["canary:1", "books/isbn:9780140449136", "a b/c?d#e%f", "ключ/ü", "x" * 512])

@@ -11,19 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bookstrack_rollback.staging import Staging
-
-
-def scripts(staging: Staging) -> str:
-    return f"/client/v4/accounts/{staging.config.account_id}/workers/scripts/{staging.config.worker_name}"
-
-
-def assert_error(response, status: int, code: int, *, contains: str = "") -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["success"] is False and body["result"] is None
-    assert body["errors"][0]["code"] == code, body
-    assert contains in body["errors"][0]["message"], body["errors"][0]["message"]
-    return body["errors"][0]["message"]
+from cloudflare_answers import scripts, assert_error
 
 
 def upload_files(metadata: Any, modules: dict[str, bytes] | None = None) -> list[tuple[str, tuple[str | None, bytes, str]]]:

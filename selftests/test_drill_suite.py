@@ -18,6 +18,7 @@ import pytest
 from bookstrack_rollback.faults import RUNTIME_FLAG_KEY
 from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
 from bookstrack_rollback.staging.state import CANARY_RECORDS
+from outer_targets import targets_toml
 
 pytestmark = pytest.mark.xdist_group(name="pytester-heavy")
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,29 +33,10 @@ def outer() -> Iterator[RunningStaging]:
     running.stop()
 
 
-def targets_toml(staging: RunningStaging, environment: str = "staging") -> str:
-    canaries = "\n".join(f'"{k}" = \'{v}\'' for k, v in CANARY_RECORDS.items())
-    return f"""
-[targets.local]
-environment = "{environment}"
-base_url = "{staging.base_url}"
-cloudflare_api_url = "{staging.cloudflare_api_url}"
-worker = "{staging.config.worker_name}"
-kv_namespace_id = "{staging.config.kv_namespace_id}"
-known_stable = "1.9.0"
-analytics_lag_s = 0
-time_scale = 0.02
-synthetic_worker = true
-
-[targets.local.canaries]
-{canaries}
-"""
-
-
 @pytest.fixture
 def drill_suite(suite: pytest.Pytester, outer: RunningStaging, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     suite.makepyfile(test_drill=DRILL_TESTS)
-    suite.makefile(".toml", targets=targets_toml(outer))
+    suite.makefile(".toml", targets=targets_toml(outer, synthetic_worker=True))
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
     monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", outer.config.account_id)
     monkeypatch.setenv("BOOKSTRACK_SLACK_WEBHOOK_URL", f"{outer.base_url}/__staging/webhooks/slack")
@@ -140,7 +122,7 @@ def test_an_interrupted_drill_leaves_the_staging_healed(drill_suite: pytest.Pyte
 
 
 def test_production_is_refused_without_the_override(drill_suite: pytest.Pytester, outer: RunningStaging):
-    drill_suite.makefile(".toml", targets=targets_toml(outer, environment="production"))
+    drill_suite.makefile(".toml", targets=targets_toml(outer, environment="production", synthetic_worker=True))
     result = drill_suite.runpytest_subprocess("-m", "drill", "--target", "local", "-k", "error-spike-api_rollback",
                                               "--reports-dir", str(drill_suite.path / "reports"))
     result.assert_outcomes(failed=1)
@@ -149,7 +131,7 @@ def test_production_is_refused_without_the_override(drill_suite: pytest.Pytester
 
 
 def test_a_real_worker_is_never_replaced_by_the_synthetic_one(drill_suite: pytest.Pytester, outer: RunningStaging):
-    drill_suite.makefile(".toml", targets=targets_toml(outer).replace("synthetic_worker = true", ""))
+    drill_suite.makefile(".toml", targets=targets_toml(outer))
     before = outer.staging.workers.serving_deployment().id
     result = drill_suite.runpytest_subprocess("-m", "drill", "--target", "local", "-k", "error-spike-api_rollback",
                                               "--reports-dir", str(drill_suite.path / "reports"))

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
-from bookstrack_rollback.staging.state import CANARY_RECORDS
 from matrix import verdicts_from_junit
+from outer_targets import targets_toml
 
 # pytester runs that each start a staging and probe it hard: one at a time (make test: --dist loadgroup)
 pytestmark = pytest.mark.xdist_group(name="pytester-heavy")
@@ -30,25 +30,6 @@ def outer() -> Iterator[RunningStaging]:
     running = start_in_thread(StagingConfig(seed=77, token=SECRET_TOKEN))
     yield running
     running.stop()
-
-
-def targets_toml(staging: RunningStaging, *, cloudflare_api_url: str | None = None, base_url: str | None = None) -> str:
-    canaries = "\n".join(f'"{k}" = \'{v}\'' for k, v in CANARY_RECORDS.items())
-    return f"""
-[targets.local]
-environment = "staging"
-base_url = "{base_url or staging.base_url}"
-cloudflare_api_url = "{cloudflare_api_url or staging.cloudflare_api_url}"
-worker = "{staging.config.worker_name}"
-kv_namespace_id = "{staging.config.kv_namespace_id}"
-known_stable = "1.9.0"
-request_ws_token = true
-analytics_lag_s = 0
-time_scale = 0.02
-
-[targets.local.canaries]
-{canaries}
-"""
 
 
 def run_verify(suite: pytest.Pytester, toml: str, *args: str, token: str = SECRET_TOKEN):

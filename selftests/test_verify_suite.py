@@ -3,8 +3,6 @@ of the staging injected: the detection matrix. Each check must fail exactly wher
 
 from __future__ import annotations
 
-import socket
-import threading
 from pathlib import Path
 
 import pytest

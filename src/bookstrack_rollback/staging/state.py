@@ -13,12 +13,14 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
+from ..faults import RUNTIME_FLAG_KEY
+
 
 DEFAULT_TOKEN = "bookstrack-staging-dev-token"
 DEFAULT_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 DEFAULT_WORKER = "api-worker-staging"
 DEFAULT_KV_NAMESPACE = "bookstrack-staging-kv"
-from ..faults import RUNTIME_FLAG_KEY as RUNTIME_FAULT_KEY  # noqa: E402
+RUNTIME_FAULT_KEY = RUNTIME_FLAG_KEY  # the KV flag of a runtime fault profile (faults.py)
 # The worker's own data that a rollback must not lose: read back by verification ("canaries").
 CANARY_RECORDS = {
     "canary/library/1": '{"isbn":"9780743273565","title":"The Great Gatsby","shelf":"read"}',
