@@ -114,7 +114,7 @@ def main() -> int:
     for interval_s, failures in ((10, 3), (30, 3), (60, 2)):
         print(f"rule of thumb: a check every {interval_s}s, {failures} failures in a row: detection after "
               f"{interval_s * failures}s = {interval_s * failures / 60:.1f} runbook minutes, and at a 20% error rate "
-              f"3 failures in a row happen only {0.2 ** failures:.1%} of the time per try")
+              f"{failures} failures in a row happen only {0.2 ** failures:.1%} of the time per try")
     return 0
 
 
