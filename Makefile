@@ -17,6 +17,7 @@ PORT ?= 8787
 help:
 	@echo "make drill    run the suites against the embedded staging (the main job)"
 	@echo "make test     run the project's own tests (selftests/)"
+	@echo "make verify   pytest -m verify (TARGET=production EXPECT_VERSION=... for a real target)"
 	@echo "make staging  serve the embedded staging on 127.0.0.1:$(PORT) (Ctrl-C to stop)"
 	@echo "make clients  install the real Cloudflare clients checked by the compatibility tests"
 	@echo "make bench    run the benchmarks and print their figures"
@@ -55,6 +56,13 @@ drill: venv $(NODE_STAMP)
 	echo "  Allure, one file for a ticket: file://$(CURDIR)/reports/allure-report-single/index.html"; \
 	echo "  drill records: reports/drills/*.json, history: reports/history/drills.jsonl"; \
 	exit $$status
+
+# after a deploy or a rollback: make verify TARGET=production [EXPECT_VERSION=1.9.0]
+TARGET ?= embedded
+verify: venv
+	rm -rf reports/allure-results
+	timeout $(DEADLINE) $(BIN)/python -m pytest tests -m verify --target $(TARGET) \
+		$(if $(EXPECT_VERSION),--expect-version $(EXPECT_VERSION)) --alluredir=reports/allure-results -p no:cacheprovider
 
 staging: venv
 	$(BIN)/python -m bookstrack_rollback.staging --port $(PORT)
