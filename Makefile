@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json
 DEADLINE ?= 1800
 PORT ?= 8787
 
-.PHONY: help venv clients test drill verify staging bench clean
+.PHONY: help venv clients browser test drill verify staging bench clean
 
 help:
 	@echo "make drill    run the suites against the embedded staging (the main job)"
@@ -39,7 +39,15 @@ $(NODE_STAMP): package.json package-lock.json
 
 clients: $(STAMP) $(NODE_STAMP)
 
-test: clients
+# headless Chromium (Debian) for the report checks; a machine without it gets it installed once
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium from Debian (once)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; } || \
+		echo "chromium could not be installed: the browser checks will say so"; }
+
+test: clients browser
 	timeout $(DEADLINE) $(BIN)/python -m pytest selftests -n 2 --dist loadgroup -q
 
 # verify and triage against the healthy embedded staging, then the whole drill matrix, then the reports
