@@ -95,6 +95,7 @@ class Panel:
     scale: float = 1.0
     thresholds: tuple[Threshold, ...] = ()
     floor: float = 0.0  # the y axis reaches at least this (in values, before ``scale``)
+    ceiling: float | None = None  # and at most this (1.0 for rates: 100%)
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,12 @@ class TrendLine:
 
 
 def nice_top(value: float) -> float:
-    """The smallest 1, 2, 2.5 or 5 × 10^k at or above ``value`` (an axis end people can read)."""
+    """The smallest of 1, 1.2, 1.6, 2, 2.4, 3.2, 4, 6, 8 × 10^k at or above ``value``: an axis end whose
+    quarters are round numbers too (ticks at 0, ¼, ½, ¾ and the end)."""
     if value <= 0 or not math.isfinite(value):
         return 1.0
     exponent = math.floor(math.log10(value))
-    for mantissa in (1, 2, 2.5, 5, 10):
+    for mantissa in (1, 1.2, 1.6, 2, 2.4, 3.2, 4, 6, 8, 10):
         top = mantissa * 10 ** exponent
         if top >= value * (1 - 1e-9):
             return top
@@ -184,7 +186,8 @@ def timeline_svg(panels: list[Panel], markers: list[Marker], *, title: str, x_la
     for n, panel in enumerate(panels):
         y0 = top + n * (panel_height + gap)
         values = [y for s in panel.series for _, y in s.points if y is not None]
-        y_top = nice_top(max(values + [t.value for t in panel.thresholds] + [panel.floor]) * 1.05)
+        y_top = nice_top(max(values + [t.value for t in panel.thresholds] + [panel.floor]))
+        y_top = min(y_top, panel.ceiling) if panel.ceiling else y_top
 
         def sy(y: float, y0: float = y0, y_top: float = y_top) -> float:
             return y0 + panel_height - min(y, y_top) / y_top * panel_height
@@ -207,7 +210,8 @@ def timeline_svg(panels: list[Panel], markers: list[Marker], *, title: str, x_la
         out.append(f'<text x="14" y="{y0 + panel_height / 2:.0f}" transform="rotate(-90 14 '
                    f'{y0 + panel_height / 2:.0f})" text-anchor="middle">{escape(panel.unit)}</text>')
     out.append(f'<line x1="{left}" y1="{bottom_y}" x2="{left + plot_w}" y2="{bottom_y}" stroke="#333"/>')
-    step = nice_top(x_span / 8)
+    exponent = math.floor(math.log10(x_span / 8))
+    step = next(m * 10 ** exponent for m in (1, 2, 5, 10) if m * 10 ** exponent >= x_span / 8)
     tick = math.ceil(x_lo / step) * step
     while tick <= x_hi + 1e-9:
         out.append(f'<text x="{sx(tick):.1f}" y="{bottom_y + 14}" text-anchor="middle">{_axis_number(tick)}</text>')
@@ -233,7 +237,7 @@ def trend_svg(lines: list[TrendLine], *, count: int, title: str, unit: str, budg
     left, right, top, bottom = 56, 16, 34, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [p.value for line in lines for p in line.points] + [b.value for b in budgets]
-    y_top = nice_top(max(values + [1.0]) * 1.05)
+    y_top = nice_top(max(values + [1.0]) * 1.05)  # budgets stay below the top edge
 
     def sx(index: int) -> float:
         return left + (index + 0.5) / max(count, 1) * plot_w

@@ -8,7 +8,7 @@ triage/decision.py applies them):
           │ yes
     Not transient? (lasted >5 minutes) ─ no ──> NO ACTION (a blip, or not yet)
           │ yes
-    No ongoing migration, rollback target identified? ─ no ──> INVESTIGATE ROOT CAUSE
+    No migration, rollback target identified? ─ no ──> INVESTIGATE ROOT CAUSE
           │ yes
     Is it CRITICAL? ─ yes ──> ROLLBACK NOW
           │ no
@@ -28,7 +28,7 @@ QUESTIONS = (
     ("detected", "Issue detected?"),
     ("after_deploy", "Issue started after deploy?"),
     ("not_transient", "Not transient? (lasted >5 minutes)"),
-    ("gates", "No ongoing migration, rollback target identified?"),
+    ("gates", "No migration, rollback target identified?"),
     ("critical", "Is it CRITICAL?"),
 )
 # the outcome of answering "no" at each question (and "yes" at the last one)
