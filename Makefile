@@ -59,6 +59,7 @@ drill: venv $(NODE_STAMP)
 	node_modules/.bin/allure generate reports/allure-results -c allurerc.mjs > reports/.allure.log 2>&1 && \
 	node_modules/.bin/allure generate reports/allure-results -c allurerc.single.mjs >> reports/.allure.log 2>&1 \
 		|| { echo "allure generate failed: see reports/.allure.log"; status=1; }; \
+	$(BIN)/python -m bookstrack_rollback.reporting --reports reports || status=1; \
 	echo; echo "Reports:"; \
 	echo "  Allure (serve it: node_modules/.bin/allure open reports/allure-report): reports/allure-report/index.html"; \
 	echo "  Allure, one file for a ticket: file://$(CURDIR)/reports/allure-report-single/index.html"; \
