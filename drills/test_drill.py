@@ -19,6 +19,7 @@ import pytest
 from bookstrack_rollback.drill.record import PASSED
 from bookstrack_rollback.drill.runner import run_drill
 from bookstrack_rollback.drill.scenarios import load_scenarios
+from fixtures.verify import DRILL_RECORDS
 
 pytestmark = [pytest.mark.drill, pytest.mark.xdist_group(name="drill-target")]
 
@@ -45,6 +46,7 @@ def test_drill(scenario, method, drill_settings, drill_options, request):
             reporter.write_line(f"drill {scenario.name}/{method}: {text}")
 
     record = run_drill(drill_settings, scenario, method, drill_options, progress=say)
+    request.config.stash.setdefault(DRILL_RECORDS, []).append(record)
     m = record.measures
     for name, value in (("time to detect (s)", m.time_to_detect_s), ("time to rollback (s)", m.time_to_rollback_s),
                         ("total recovery (s)", m.total_recovery_s)):
