@@ -78,7 +78,7 @@ def verdicts_from_junit(path: Path) -> dict[str, tuple[str, str]]:
     """check -> (verdict, message) for every test case of a verify run."""
     found: dict[str, tuple[str, str]] = {}
     for case in ET.parse(path).getroot().iter("testcase"):
-        name = case.get("name", "").removeprefix("test_")
+        name = case.get("name", "").removeprefix("test_").split("@")[0]  # "@group" under --dist loadgroup
         problem = case.find("failure")
         if problem is None:
             problem = case.find("error")

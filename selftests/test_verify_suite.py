@@ -3,6 +3,8 @@ of the staging injected: the detection matrix. Each check must fail exactly wher
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,15 @@ def test_each_check_fails_exactly_where_it_should(suite_with_matrix: pytest.Pyte
     wrong = {check: (want, got[check], seen.get(check, ("", ""))[1][:300])
              for check, want in scenario.expected().items() if got[check] != want}
     assert not wrong, f"scenario {scenario.name}: check -> (expected, got, message): {wrong}"
+
+
+def test_parallel_runs_give_the_same_verdicts_and_one_merged_report(suite_with_matrix: pytest.Pytester):
+    scenario = next(s for s in SCENARIOS if s.name == "data-loss")
+    serial, _ = run_verify(suite_with_matrix, inner_conftest(scenario))
+    results = suite_with_matrix.path / "allure-results"
+    parallel, _ = run_verify(suite_with_matrix, inner_conftest(scenario), "-n", "2", "--dist", "loadgroup",
+                             f"--alluredir={results}")
+    assert {k: v for k, (v, _) in parallel.items()} == {k: v for k, (v, _) in serial.items()}
+    assert sorted(json.loads(p.read_text())["name"] for p in results.glob("*-result.json")) == sorted(
+        f"test_{check}" for check in CHECKS)  # one result per check, from both workers, in one folder
+    assert (results / "environment.properties").exists() and (results / "categories.json").exists()

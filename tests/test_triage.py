@@ -17,7 +17,8 @@ from bookstrack_rollback.config import load_runbook
 from bookstrack_rollback.verdicts import failed, inconclusive, passed
 from fixtures.reporting import label_check, record
 
-pytestmark = pytest.mark.triage
+# one observation answers every test: under xdist they share a worker (--dist loadgroup)
+pytestmark = [pytest.mark.triage, pytest.mark.xdist_group(name="triage-run")]
 
 TRIGGERS = trigger_table(load_runbook())
 CHECKLIST = ("not_transient", "deployment_related", "metrics_confirm", "no_migration", "target_identified")

@@ -14,7 +14,8 @@ from bookstrack_rollback.verify import checks
 from bookstrack_rollback.verify.plan import DEFAULT_ENDPOINTS
 from fixtures.reporting import as_json, label_check, record, samples_csv
 
-pytestmark = pytest.mark.verify
+# one evidence collection judges every check: under xdist they share a worker (--dist loadgroup)
+pytestmark = [pytest.mark.verify, pytest.mark.xdist_group(name="verify-run")]
 
 SEARCH_ENDPOINTS = [e for e in DEFAULT_ENDPOINTS if e.is_search]
 
