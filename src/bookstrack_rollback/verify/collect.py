@@ -31,7 +31,7 @@ Progress = Callable[[str], None]
 # At most this many probes in flight: a slot that finds them all busy is skipped (and counted), so a
 # slow target or a starved checker never builds a queue inside the checker that would inflate latency.
 MAX_IN_FLIGHT = 160
-EXTENSION = 0.5  # at most this share of the window is added when endpoints lack samples
+EXTENSION = 1.0  # at most this share of the window is added when endpoints lack samples (a loaded machine)
 RUNBOOK_CACHE_QUERY = ("SELECT (SUM(CASE WHEN blob3 = 'HIT' THEN 1 ELSE 0 END) / COUNT(*)) * 100 as hit_rate "
                        "FROM books_api_performance WHERE timestamp > NOW() - INTERVAL 10 MINUTE")
 KNOWN_RECORDS = (("hamlet", "william shakespeare"), ("the great gatsby", "f. scott fitzgerald"))
@@ -127,7 +127,7 @@ async def probe_traffic(plan: VerifyPlan, clients: bookstrack.ProbeClients, evid
         report(end - loop.time(), f"of the {plan.window_s:.1f} s window left")
     # A starved checker (or a slow target) may have skipped slots, errors may have eaten answers: go on
     # with the same mix of endpoints (the cache figures depend on it) while an endpoint lacks the answers
-    # a P95 needs, for at most half a window more. Never a reason to pass: only to decide.
+    # a P95 needs, for at most one window more. Never a reason to pass: only to decide.
     deadline = end + plan.window_s * EXTENSION
     searches = [e for e in plan.endpoints if e.is_search]
     while (due := start + k * interval) < deadline:

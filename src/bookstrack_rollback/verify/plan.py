@@ -72,7 +72,7 @@ class VerifyPlan:
     @property
     def duration_s(self) -> float:
         """The longest window; the whole run should take about this long."""
-        return self.window_s * 1.5 + self.analytics_lag_s
+        return self.window_s * 2 + self.analytics_lag_s
 
 
 def auto_probe_rate(window_s: float, endpoints: tuple[Endpoint, ...], latency_samples: int,
