@@ -76,6 +76,12 @@ def test_drills_decide_measure_record_and_heal(drill_suite: pytest.Pytester, out
                                                      "roll back", "verify", "cleanup"]
     assert all(p["outcome"] == "ok" for p in spike["phases"])
     assert spike["wrangler_command"].startswith("wrangler rollback ")
+    postmortem = Path(spike["artifacts"]["postmortem"]).read_text()
+    assert "## Timeline of events" in postmortem and spike["drill_id"] in postmortem
+    assert f"| Time to detect (TTD) | {m['time_to_detect_s']:.1f} s |" in postmortem
+    tail_log = Path(spike["artifacts"]["tail_logs"])  # the failed deployment's logs, one JSON event a line
+    events = [json.loads(line) for line in tail_log.read_text().splitlines()]
+    assert events and {e["scriptVersion"]["id"] for e in events} == {spike["bad_version"]["id"]}
     kinds = [m["kind"] for m in spike["messages"]]
     assert kinds[:2] == ["status page: Investigating", "status page: Identified"]
     assert "slack: rollback in progress" in kinds and "slack: rollback complete" in kinds

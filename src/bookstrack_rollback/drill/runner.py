@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import zlib
+from datetime import datetime, timezone
 import tempfile
 import time
 import uuid
@@ -22,7 +23,15 @@ from typing import Any, Callable
 
 from ..clients.cloudflare import CloudflareApi, VersionInfo
 from ..clients.errors import TargetError
-from ..comms import RecoveryFacts, StatusState, back_to_normal, spike_reason
+from ..comms import (
+    RecoveryFacts,
+    RecoveryMeasures,
+    StatusState,
+    TimelineEntry,
+    back_to_normal,
+    render_postmortem,
+    spike_reason,
+)
 from ..config import SuiteSettings
 from ..faults import RUNTIME_FLAG_KEY
 from ..stats import Rate, quantile
@@ -138,6 +147,10 @@ class DrillRunner:
             self.record.status = ERROR
             self.record.failure = f"{type(exc).__name__}: {exc}"
             raise DrillError(self.record.failure) from exc
+        except Exception as exc:  # a bug of the drill itself: still a record, still a cleanup
+            self.record.status = ERROR
+            self.record.failure = f"the drill itself failed: {exc!r}"
+            raise
         finally:
             await asyncio.shield(self._cleanup(run))
         return self.record
@@ -390,6 +403,25 @@ class DrillRunner:
             verification=f"All {len(results)} checks passed")
         await self.notifier.rollback_complete(facts, recovery)
         await self.notifier.status(facts, StatusState.RESOLVED)
+        self._postmortem(facts, recovery)
+
+    def _postmortem(self, facts: Any, recovery: RecoveryFacts) -> None:
+        """The post-mortem skeleton ("Long-term: Post-mortem document"), its timeline from the journal."""
+        def moment(epoch: float) -> datetime:
+            return datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+        timeline = [TimelineEntry(p.name, moment(p.started_at), moment(p.ended_at) if p.ended_at else None,
+                                  p.outcome, p.detail) for p in self.record.phases]
+        m = self.record.measures
+        measures = RecoveryMeasures.measured(time_to_detect_s=m.time_to_detect_s,
+                                             time_to_rollback_s=m.time_to_rollback_s,
+                                             total_recovery_s=m.total_recovery_s, drill=self.runbook.drill,
+                                             time_scale=self.settings.time_scale)
+        text = render_postmortem(facts, recovery, timeline, measures, resolved_at=datetime.now(timezone.utc))
+        path = self.options.reports / "drills" / f"{self.record.drill_id}-postmortem.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        self.record.artifacts["postmortem"] = str(path)
 
     def _facts(self, run: _Run, assessment: Assessment) -> Any:
         assert run.bad and run.known_stable
