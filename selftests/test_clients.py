@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from waiting import wait_until
 from bookstrack_rollback.staging import RunningStaging
 
 pytestmark = pytest.mark.clients
@@ -237,11 +238,9 @@ def wrangler_tail(wrangler, wrangler_env, live: RunningStaging) -> Iterator[Call
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
         output = TailOutput(proc)
         started.append((proc, output))
-        deadline = time.monotonic() + DEADLINE_S
-        while not live.staging.tails.listening:
-            assert proc.poll() is None, f"wrangler tail exited {proc.returncode}:\n{output.text}"
-            assert time.monotonic() < deadline, f"wrangler tail did not connect within {DEADLINE_S}s"
-            time.sleep(0.05)  # polling a condition, with the deadline above
+        wait_until(lambda: live.staging.tails.listening, timeout=DEADLINE_S, what="wrangler tail to connect",
+                   still_alive=lambda: None if proc.poll() is None else
+                   f"wrangler tail exited {proc.returncode}:\n{output.text}")
         return output
 
     yield start

@@ -19,6 +19,7 @@ from bookstrack_rollback.faults import RUNTIME_FLAG_KEY
 from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
 from bookstrack_rollback.staging.state import CANARY_RECORDS
 from outer_targets import targets_toml
+from waiting import wait_until
 
 pytestmark = pytest.mark.xdist_group(name="pytester-heavy")
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,15 +106,13 @@ def test_an_interrupted_drill_leaves_the_staging_healed(drill_suite: pytest.Pyte
          "-p", "no:cacheprovider", "-k", "error-spike-api_rollback", "-q"],
         cwd=drill_suite.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:  # wait for the test change to serve: the drill is detecting
+        def test_change_serves() -> bool:  # the drill is then detecting
             state = outer.staging
             serving = state.workers.get_version(state.workers.serving_deployment().versions[0][0])
-            if serving is not None and serving.var("FAULT_PROFILE"):
-                break
-            assert proc.poll() is None, proc.communicate()[0]
-            assert time.monotonic() < deadline, "the drill never deployed its test change"
-            time.sleep(0.05)  # polling the staging's state, within the deadline above
+            return serving is not None and bool(serving.var("FAULT_PROFILE"))
+
+        wait_until(test_change_serves, timeout=60, what="the drill's test change to serve",
+                   still_alive=lambda: None if proc.poll() is None else f"the drill ended: {proc.communicate()[0]}")
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
     finally:
