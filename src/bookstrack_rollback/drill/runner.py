@@ -27,6 +27,7 @@ from ..comms import (
     RecoveryFacts,
     RecoveryMeasures,
     StatusState,
+    preserve_tail_logs,
     TimelineEntry,
     back_to_normal,
     render_postmortem,
@@ -37,6 +38,7 @@ from ..faults import RUNTIME_FLAG_KEY
 from ..stats import Rate, quantile
 from ..triage.decision import Action
 from ..triage.detector import Assessment, Detector
+from ..triage.triggers import TriggerEvaluator
 from ..verdicts import Verdict
 from .lock import DrillRefused, release_lock, take_lock
 from .methods import METHODS, RollbackContext, RollbackError
@@ -188,9 +190,7 @@ class DrillRunner:
         run.tasks.append(asyncio.create_task(feed.run(run.stop)))
         baseline_end = time.time() + baseline_s
         await asyncio.sleep(max(0.0, baseline_end - time.time()))
-        window = run.detector._window(baseline_end - baseline_s, baseline_end)
-        from ..triage.triggers import TriggerEvaluator
-
+        window = run.detector.window(baseline_end - baseline_s, baseline_end)
         firing = [r for r in TriggerEvaluator(self.runbook).evaluate(window).values() if r.fires]
         if firing:
             self.record.end(phase, "failed", "baseline not healthy: " + "; ".join(r.sentence for r in firing))
@@ -282,8 +282,6 @@ class DrillRunner:
         detector = run.detector
         assert detector and run.bad and run.known_stable
         # preserve the failed deployment's logs while it serves (Post-Rollback Actions)
-        from ..comms import preserve_tail_logs
-
         incidents = self.options.reports / "incidents" / self.record.drill_id
         run.tasks.append(asyncio.create_task(preserve_tail_logs(
             run.api, out_dir=incidents, filters=[{"scriptVersion": run.bad.id}], stop=run.stop,

@@ -70,7 +70,7 @@ class Detector:
     def post_deploy_window_s(self) -> float:
         return self.runbook.scaled(self.runbook.triggers.post_deploy_window_min, self.time_scale)
 
-    def _window(self, start: float, end: float) -> Window:
+    def window(self, start: float, end: float) -> Window:
         return Window(start, end,
                       tuple(s for s in self.samples if start <= s.at < end),
                       tuple(w for w in self.ws if start <= w.at < end),
@@ -155,11 +155,11 @@ class Detector:
                rollback_target: VersionInfo | None, rollback_target_from: str = "") -> Assessment:
         evaluator = TriggerEvaluator(self.runbook)
         end = math.nextafter(now, math.inf)  # up to and including now (now + 1e-9 == now at epoch seconds)
-        after = evaluator.evaluate(self._window(self.deployed_at, end))
-        recent = evaluator.evaluate(self._window(max(self.deployed_at, now - self.recent_s), end))
+        after = evaluator.evaluate(self.window(self.deployed_at, end))
+        recent = evaluator.evaluate(self.window(max(self.deployed_at, now - self.recent_s), end))
         before = self.baseline
         if self.baseline_s:
-            window = self._window(self.deployed_at - self.baseline_s, self.deployed_at)
+            window = self.window(self.deployed_at - self.baseline_s, self.deployed_at)
             if window.samples:
                 before = evaluator.evaluate(window)
         firing = tuple(r for r in after.values() if r.fires)

@@ -71,11 +71,11 @@ async def _history_before(api: CloudflareApi, settings: SuiteSettings, deployed_
     im = settings.runbook.triggers.immediate
     ap = settings.runbook.triggers.approval
     return {
-        "error_rate_spike": evaluator._rate(t["error_rate_spike"], Rate(errors, requests), "error rate before the "
+        "error_rate_spike": evaluator.rate_reading(t["error_rate_spike"], Rate(errors, requests), "error rate before the "
                                             "deployment", "requests", im.error_rate_above),
-        "server_error_rate": evaluator._rate(t["server_error_rate"], Rate(server, requests), "5xx rate before the "
+        "server_error_rate": evaluator.rate_reading(t["server_error_rate"], Rate(server, requests), "5xx rate before the "
                                              "deployment", "requests", im.server_error_rate_above),
-        "moderate_error_rate": evaluator._rate(t["moderate_error_rate"], Rate(errors, requests), "error rate before "
+        "moderate_error_rate": evaluator.rate_reading(t["moderate_error_rate"], Rate(errors, requests), "error rate before "
                                                "the deployment", "requests", ap.error_rate_from, ap.error_rate_to),
     }
 

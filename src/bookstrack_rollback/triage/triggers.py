@@ -105,7 +105,7 @@ class TriggerEvaluator:
         self.confidence = runbook.statistics.confidence
         self.min_samples = runbook.statistics.min_samples
 
-    def _rate(self, trigger: Trigger, rate: Rate, what: str, unit: str, above: float,
+    def rate_reading(self, trigger: Trigger, rate: Rate, what: str, unit: str, above: float,
               below: float | None = None) -> Reading:
         """Fires when the rate is confidently above ``above`` (and, for a band, not above ``below``)."""
         text = rate.describe(what, unit, self.confidence)
@@ -137,14 +137,14 @@ class TriggerEvaluator:
         server = Rate(sum(s.is_server_error for s in searches), len(searches))
         health = [s for s in window.samples if s.endpoint == "health"]
         readings = {
-            "error_rate_spike": self._rate(t["error_rate_spike"], errors, "error rate", "requests", im.error_rate_above),
-            "server_error_rate": self._rate(t["server_error_rate"], server, "5xx rate", "requests",
+            "error_rate_spike": self.rate_reading(t["error_rate_spike"], errors, "error rate", "requests", im.error_rate_above),
+            "server_error_rate": self.rate_reading(t["server_error_rate"], server, "5xx rate", "requests",
                                             im.server_error_rate_above),
-            "complete_outage": self._rate(t["complete_outage"], Rate(sum(s.is_error for s in health), len(health)),
+            "complete_outage": self.rate_reading(t["complete_outage"], Rate(sum(s.is_error for s in health), len(health)),
                                           "health check failure rate", "health checks", 0.5),
             "websocket_failures": self._ws(window),
             "data_loss": self._data_loss(window),
-            "moderate_error_rate": self._rate(t["moderate_error_rate"], errors, "error rate", "requests",
+            "moderate_error_rate": self.rate_reading(t["moderate_error_rate"], errors, "error rate", "requests",
                                               ap.error_rate_from, ap.error_rate_to),
             "latency_spike": self._latency(window),
             "cache_failure": self._cache(window),
@@ -155,7 +155,7 @@ class TriggerEvaluator:
     def _ws(self, window: Window) -> Reading:
         trigger = self.triggers["websocket_failures"]
         rate = Rate(sum(not w.ok for w in window.ws), len(window.ws))
-        reading = self._rate(trigger, rate, "WebSocket failure rate", "sessions",
+        reading = self.rate_reading(trigger, rate, "WebSocket failure rate", "sessions",
                              self.runbook.triggers.immediate.websocket_failure_rate_above)
         if reading.judgement is Judgement.UNSURE and rate.total and rate.events == rate.total and rate.total >= 3:
             # every session failed: a handful is enough when none works at all
@@ -224,5 +224,5 @@ class TriggerEvaluator:
         known = [s for s in window.samples if s.label in (*KNOWN_GOOD_LABELS, FRESH_KNOWN_LABEL)
                  and not s.is_error and not s.cached]
         empty = Rate(sum(1 for s in known if not s.results or s.provider == "none"), len(known))
-        return self._rate(trigger, empty, "share of empty answers for known records", "uncached searches",
+        return self.rate_reading(trigger, empty, "share of empty answers for known records", "uncached searches",
                           self.runbook.triggers.approval.provider_empty_share_above)
