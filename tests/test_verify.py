@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from bookstrack_rollback.reporting.charts import histogram_svg
+from bookstrack_rollback.verdicts import inconclusive
 from bookstrack_rollback.verify import checks
 from bookstrack_rollback.verify.plan import DEFAULT_ENDPOINTS
 from fixtures.reporting import as_json, label_check, record, samples_csv
@@ -91,8 +92,8 @@ def test_cache_performance(evidence, runbook):
 def test_data_integrity(evidence, canary):
     label_check("Data Integrity", "rollback loses no data")
     if canary is None:
-        record(checks.inconclusive("data integrity", "no canary records are configured for this target.",
-                                   "add canaries = {key = value} to its entry in targets.toml"))
+        record(inconclusive("data integrity", "no canary records are configured for this target.",
+                            "add canaries = {key = value} to its entry in targets.toml"))
         return
     record(checks.check_canary(evidence, *canary))
 

@@ -12,7 +12,6 @@ from ..config import Runbook
 from ..stats import Judgement, Rate, judge_above, judge_below, quantile, threshold_percent
 from ..verdicts import CheckResult, checker_error, failed, inconclusive, passed
 
-__all__ = ["CheckResult", "inconclusive"]
 from .evidence import Evidence
 from .plan import Endpoint
 
