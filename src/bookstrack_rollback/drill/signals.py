@@ -110,13 +110,14 @@ class SignalFeed:
             return
         while not stop.is_set():
             for key, expected in self.target.canaries:
-                at = time.time()
                 try:
                     value = await self.api.kv_get(namespace, key)
                     intact: bool | None = value == expected.encode("utf-8")
                 except TargetError:
                     intact = None
-                self.detector.canaries.append(CanaryRead(at, key, intact))
+                # stamped when the answer came: a read sent just before the deploy but answered after it
+                # shows the data after it, and must not count in the baseline before it
+                self.detector.canaries.append(CanaryRead(time.time(), key, intact))
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.canary_every_s)
             except TimeoutError:
