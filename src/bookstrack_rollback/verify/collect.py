@@ -22,7 +22,7 @@ from faker import Faker
 
 from ..clients import bookstrack
 from ..clients.cloudflare import CloudflareApi
-from ..clients.errors import RateLimited, TargetError
+from ..clients.errors import RateLimited, TargetError, TimedOut, Unreachable
 from ..config import Target
 from .evidence import AnalyticsEvidence, Evidence
 from .plan import Endpoint, VerifyPlan
@@ -183,7 +183,7 @@ async def websocket(plan: VerifyPlan, target: Target, client: httpx.AsyncClient,
     rng = random.Random(plan.seed + 1)
     if target.request_ws_token:
         evidence.ws_token_source = "POST /v1/enrichment/batch (request_ws_token)"
-        attempts = 0
+        attempts = silent = 0
         while len(evidence.ws_runs) < plan.ws_sessions and attempts < WS_TOKEN_ATTEMPTS:
             attempts += 1
             job_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -193,6 +193,12 @@ async def websocket(plan: VerifyPlan, target: Target, client: httpx.AsyncClient,
             except RateLimited as exc:
                 evidence.ws_error = f"{exc} ({exc.what_to_do})"
                 return
+            except (TimedOut, Unreachable) as exc:  # nobody answers: asking again only costs time
+                evidence.ws_token_failures.append(str(exc))
+                silent += 1
+                if silent >= 2:
+                    return
+                continue
             except TargetError as exc:  # the service failed to issue a token: try again, within the limit
                 evidence.ws_token_failures.append(str(exc))
                 continue
