@@ -212,6 +212,16 @@ class CloudflareApi:
         except (AttributeError, KeyError, TypeError) as exc:
             raise BadAnswer(f"Cloudflare API get version {version_id}: unexpected shape ({exc!r})") from None
 
+    async def clean_version(self, wanted: str, versions: list[VersionInfo] | None = None) -> VersionInfo | None:
+        """The newest rollbackable version whose id or ``workers/tag`` is ``wanted`` and that carries no
+        ``FAULT_PROFILE`` (a drill's test change is never a known stable version)."""
+        for version in versions if versions is not None else await self.versions():  # newest first
+            if wanted in (version.id, version.tag):
+                full = await self.version(version.id)
+                if full.var("FAULT_PROFILE") is None:
+                    return full
+        return None
+
     async def deploy(self, version_id: str, message: str, *, force: bool = False) -> DeploymentInfo:
         """Deploy one version to 100% of traffic: a rollback, or the drill's test change."""
         body = {"strategy": "percentage", "versions": [{"version_id": version_id, "percentage": 100}],

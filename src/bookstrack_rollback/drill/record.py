@@ -9,12 +9,13 @@ the next drill finds and marks "interrupted". When it ends, one line is appended
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from ..atomic_file import write_atomically
 
 RUNNING, PASSED, FAILED, INTERRUPTED, ERROR = "running", "passed", "failed", "interrupted", "error"
 PHASES = ("preflight", "deploy test change", "detect", "decide", "roll back", "verify", "cleanup")
@@ -141,13 +142,6 @@ class DrillRecord:
         }
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 class RecordStore:
     """``reports/drills/<id>.json`` per drill and ``reports/history/drills.jsonl`` (append only)."""
 
@@ -157,7 +151,7 @@ class RecordStore:
 
     def save(self, record: DrillRecord) -> Path:
         path = self.drills / f"{record.drill_id}.json"
-        _atomic_write(path, json.dumps(record.as_json(), indent=2, default=str))
+        write_atomically(path, json.dumps(record.as_json(), indent=2, default=str))
         return path
 
     def append_history(self, record: DrillRecord) -> None:
@@ -190,6 +184,6 @@ class RecordStore:
                 data["status"] = INTERRUPTED
                 data["failure"] = (data.get("failure") or "") + " the drill died before it finished; the next " \
                                                                  "drill found this record and healed the target."
-                _atomic_write(path, json.dumps(data, indent=2, default=str))
+                write_atomically(path, json.dumps(data, indent=2, default=str))
                 found.append(data["drill_id"])
         return found

@@ -211,11 +211,9 @@ class DrillRunner:
             if line["verified_version_id"] in by_id:
                 return await run.api.version(line["verified_version_id"])
         wanted = self.target.known_stable
-        for version in versions:  # newest first
-            if wanted in (version.id, version.tag):
-                full = await run.api.version(version.id)
-                if full.var("FAULT_PROFILE") is None:
-                    return full
+        found = await run.api.clean_version(wanted, versions) if wanted else None
+        if found is not None:
+            return found
         raise DrillError(f"no known stable version: none of the {len(versions)} rollbackable versions matches "
                          f"{wanted!r} without a FAULT_PROFILE; set known_stable for {self.target.source}")
 

@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+from ..atomic_file import write_atomically
+
 # Allure 2 / classic categories; Allure 3 takes the same list from allurerc (reports issue).
 CATEGORIES = [
     {"name": "Threshold breach (the service fails a runbook threshold)", "matchedStatuses": ["failed"],
@@ -22,24 +24,17 @@ CATEGORIES = [
 ]
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace("=", "\\=").replace(":", "\\:")
 
 
 def write_environment(results_dir: Path, values: dict[str, object]) -> None:
     lines = [f"{key}={_escape(str(value))}" for key, value in values.items() if value is not None]
-    _write(results_dir / "environment.properties", "\n".join(lines) + "\n")
+    write_atomically(results_dir / "environment.properties", "\n".join(lines) + "\n")
 
 
 def write_categories(results_dir: Path) -> None:
-    _write(results_dir / "categories.json", json.dumps(CATEGORIES, indent=2))
+    write_atomically(results_dir / "categories.json", json.dumps(CATEGORIES, indent=2))
 
 
 def write_executor(results_dir: Path, *, name: str, build_name: str, build_url: str | None = None,
@@ -48,4 +43,4 @@ def write_executor(results_dir: Path, *, name: str, build_name: str, build_url: 
                 "buildName": build_name, "reportName": report_name}
     if build_url:
         executor["buildUrl"] = build_url
-    _write(results_dir / "executor.json", json.dumps(executor, indent=2))
+    write_atomically(results_dir / "executor.json", json.dumps(executor, indent=2))

@@ -16,7 +16,6 @@ Files: ``reports/drills/report-<run id>.html`` (:func:`write_drill_report`) and
 
 from __future__ import annotations
 
-import os
 import statistics
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -24,10 +23,20 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from ..atomic_file import write_atomically
 from ..config import load_runbook
 from .charts import Threshold, TrendLine, TrendPoint, trend_svg
 from .drill_runs import run_id_at
-from .drill_sections import MEASURES, DrillFigures, Measure, Thresholds, anchor, drill_section, status_badge, text
+from .drill_sections import (
+    MEASURES,
+    DrillFigures,
+    Measure,
+    Thresholds,
+    anchor,
+    drill_section,
+    status_badge,
+    text,
+)
 
 RUNBOOK_URL = "https://github.com/jukasdrj/bookstrack-backend/blob/main/docs/ROLLBACK_PROCEDURE.md"
 TREND_MAX = 200  # the trend shows at most this many past drills (the newest)
@@ -221,14 +230,6 @@ def default_title(records: Sequence[Mapping[str, Any]]) -> str:
     return f"Rollback drill report: {len(records)} drill(s) on {', '.join(targets)}"
 
 
-def _atomic_write(path: Path, content: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(content, encoding="utf-8")
-    os.replace(temporary, path)
-    return path
-
-
 def write_drill_report(reports: Path, records: list[dict[str, Any]], history: list[dict[str, Any]], *,
                        title: str | None = None) -> Path:
     """Write ``reports/drills/report-<run id>.html`` (the run id: the UTC start of its first drill; the
@@ -236,7 +237,7 @@ def write_drill_report(reports: Path, records: list[dict[str, Any]], history: li
     starts = [float(r["started_at"]) for r in records if r.get("started_at")]
     run_id = run_id_at(min(starts) if starts else datetime.now(timezone.utc).timestamp())
     html = render_drill_report(records, history, title=title or default_title(records))
-    return _atomic_write(reports / "drills" / f"report-{run_id}.html", html)
+    return write_atomically(reports / "drills" / f"report-{run_id}.html", html)
 
 
 class _ReportMeta(HTMLParser):
@@ -283,4 +284,4 @@ def write_index(reports: Path) -> Path:
             f'content="width=device-width, initial-scale=1"><title>Rollback drill reports</title><style>{CSS}</style>'
             f"</head><body><h1>Rollback drill reports</h1><p class=\"muted\">{len(entries)} report(s), newest first."
             f"</p>{body}</body></html>")
-    return _atomic_write(reports / "drills" / "index.html", html)
+    return write_atomically(reports / "drills" / "index.html", html)

@@ -18,6 +18,7 @@ from ..clients.cloudflare import CloudflareApi, DeploymentInfo, VersionInfo
 from ..clients.errors import TargetError
 from ..config import SuiteSettings
 from ..drill.signals import SignalFeed
+from ..verify.collect import as_count
 from ..stats import Rate
 from .decision import Decision
 from .detector import Assessment, Detector
@@ -36,18 +37,6 @@ class Triage:
     notes: list[str]
 
 
-async def _known_stable(api: CloudflareApi, settings: SuiteSettings, serving: VersionInfo | None) -> VersionInfo | None:
-    wanted = settings.target.known_stable
-    if not wanted:
-        return None
-    for version in await api.versions():
-        if wanted in (version.id, version.tag):
-            full = await api.version(version.id)
-            if full.var("FAULT_PROFILE") is None:
-                return full
-    return None
-
-
 async def _history_before(api: CloudflareApi, settings: SuiteSettings, deployed_at: float,
                           evaluator: TriggerEvaluator) -> dict[str, Reading] | None:
     """Error and 5xx rates in the window before the deployment, from Analytics Engine."""
@@ -62,11 +51,11 @@ async def _history_before(api: CloudflareApi, settings: SuiteSettings, deployed_
     row = (await api.sql(sql)).rows
     if not row:
         return None
-    requests = int(float(row[0].get("requests") or 0))
+    requests = as_count(row[0].get("requests"))
     if requests < settings.runbook.statistics.min_samples:
         return None
-    errors = int(float(row[0].get("errors") or 0))
-    server = int(float(row[0].get("server_errors") or 0))
+    errors = as_count(row[0].get("errors"))
+    server = as_count(row[0].get("server_errors"))
     t = evaluator.triggers
     im = settings.runbook.triggers.immediate
     ap = settings.runbook.triggers.approval
@@ -127,7 +116,8 @@ async def observe(settings: SuiteSettings, *, probe_rate: float | None = None,
                 migration = flag not in (None, b"", b"false")
             except TargetError as exc:
                 notes.append(f"the migration flag could not be read ({exc})")
-        stable = await _known_stable(api, settings, serving_version)
+        wanted = target.known_stable
+        stable = await api.clean_version(wanted) if wanted else None
         now = time.time()
         assessment = detector.assess(now, migration=migration, serving=serving_version, rollback_target=stable,
                                      rollback_target_from=f"the known stable version of {target.source}")

@@ -213,7 +213,7 @@ async def websocket(plan: VerifyPlan, target: Target, client: httpx.AsyncClient,
         evidence.ws_token_source = ""
 
 
-def _int(value: Any) -> int:
+def as_count(value: Any) -> int:
     """Analytics Engine sends 64-bit integers as strings; sums of nothing as null."""
     if value is None:
         return 0
@@ -240,9 +240,9 @@ async def analytics(plan: VerifyPlan, target: Target, api: CloudflareApi, eviden
                           f"AND blob1 != '/ws/progress'")
             counts = await api.sql(counts_sql)
             row = counts.rows[0] if counts.rows else {}
-            found.requests, found.errors = _int(row.get("requests")), _int(row.get("errors"))
-            found.server_errors, found.hits = _int(row.get("server_errors")), _int(row.get("hits"))
-            found.answered = _int(row.get("answered"))
+            found.requests, found.errors = as_count(row.get("requests")), as_count(row.get("errors"))
+            found.server_errors, found.hits = as_count(row.get("server_errors")), as_count(row.get("hits"))
+            found.answered = as_count(row.get("answered"))
             if found.requests >= 0.9 * sent or time.monotonic() >= deadline:
                 break
             progress(f"analytics: {found.requests} of ~{sent} data points ingested so far; waiting for the lag")
@@ -256,11 +256,11 @@ async def analytics(plan: VerifyPlan, target: Target, api: CloudflareApi, eviden
                        f"SUM(_sample_interval) AS n FROM {perf} WHERE timestamp > NOW() - INTERVAL '{span}' SECOND "
                        f"GROUP BY blob1")
         for r in (await api.sql(latency_sql)).rows:
-            found.p95_by_path[str(r["path"])] = (float(r["p95"]), _int(r["n"]))
+            found.p95_by_path[str(r["path"])] = (float(r["p95"]), as_count(r["n"]))
         tiers_sql = (f"SELECT index1 AS tier, SUM(_sample_interval) AS n FROM {cache} "
                      f"WHERE timestamp > NOW() - INTERVAL '{span}' SECOND GROUP BY index1")
         for r in (await api.sql(tiers_sql)).rows:
-            found.cache_tiers[str(r["tier"])] = _int(r["n"])
+            found.cache_tiers[str(r["tier"])] = as_count(r["n"])
         found.queries += [found.runbook_sql, latency_sql, tiers_sql]
         evidence.analytics = found
     except TargetError as exc:
