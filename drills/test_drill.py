@@ -2,7 +2,8 @@
 Procedure"), parametrized over the scenarios of fixtures/drill_scenarios.toml and the runbook's three
 rollback methods: every scenario with Method 1, and the error spike with Methods 2 and 3.
 
-Each drill deploys a test change carrying FAULT_PROFILE, detects, walks the checklist and the decision
+Each drill deploys a test change carrying FAULT_PROFILE (on an emulated target, a commit of the drill's
+own worker repository; on a real worker, a copy of its known stable version with FAULT_PROFILE set), detects, walks the checklist and the decision
 tree, rolls back (or, for the negative controls, must not), verifies, and cleans up; it fails when the
 decision is not the expected one or a budget (time to detect, time to rollback, total) is exceeded.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 import allure
 import pytest
 
+from bookstrack_rollback.drill.methods import METHODS
 from bookstrack_rollback.drill.record import PASSED
 from bookstrack_rollback.drill.runner import run_drill
 from bookstrack_rollback.drill.scenarios import load_scenarios
@@ -32,6 +34,11 @@ RUNBOOK_DRILL = "https://github.com/jukasdrj/bookstrack-backend/blob/main/docs/R
 
 @pytest.mark.parametrize("scenario, method", CASES)
 def test_drill(scenario, method, drill_settings, drill_options, request):
+    target = drill_settings.target
+    if method != "api_rollback" and not target.synthetic_worker:
+        pytest.skip(f"{METHODS[method].name} reverts the test change's commit in the worker's repository; the test "
+                    f"change of a real worker ({target.name}) is a copy of its known stable version, so it is "
+                    "drilled with Method 1 only")
     allure.dynamic.epic("Testing Rollback Procedure")
     allure.dynamic.feature("Quarterly Rollback Drill")
     allure.dynamic.story(scenario.description)

@@ -7,7 +7,8 @@ from bookstrack_rollback.staging.state import CANARY_RECORDS
 
 
 def targets_toml(staging: RunningStaging, *, environment: str = "staging", base_url: str | None = None,
-                 cloudflare_api_url: str | None = None, synthetic_worker: bool = False) -> str:
+                 cloudflare_api_url: str | None = None, synthetic_worker: bool = False,
+                 known_stable: str = "1.9.0") -> str:
     canaries = "\n".join(f'"{k}" = \'{v}\'' for k, v in CANARY_RECORDS.items())
     return f"""
 [targets.local]
@@ -16,7 +17,7 @@ base_url = "{base_url or staging.base_url}"
 cloudflare_api_url = "{cloudflare_api_url or staging.cloudflare_api_url}"
 worker = "{staging.config.worker_name}"
 kv_namespace_id = "{staging.config.kv_namespace_id}"
-known_stable = "1.9.0"
+known_stable = "{known_stable}"
 request_ws_token = true
 analytics_lag_s = 0
 time_scale = 0.02

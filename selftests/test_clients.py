@@ -182,6 +182,34 @@ def test_wrangler_rollback_to_an_unknown_version_prints_the_api_error(wrangler, 
     assert f"has no version '{missing}' [code: 10230]" in done.stdout + done.stderr
 
 
+def test_wrangler_versions_secret_put_copies_a_version_as_the_drill_does(wrangler, wrangler_env, live: RunningStaging):
+    """wrangler reads the version (bindings), its code (content/v2: multipart, cf-entrypoint) and the
+    script settings, and uploads a copy with ``inherit`` bindings and ``keep_bindings``: the same wire
+    formats the drill's copy of a real worker's known stable version relies on."""
+    modules = {"index.js": b'import { x } from "./lib/x.js";\nexport default { fetch() { return new Response(x); } };\n',
+               "lib/x.js": b'export const x = "ok";\n'}
+    metadata = {"main_module": "index.js", "annotations": {"workers/tag": "3.0.0"}, "compatibility_date": "2025-10-08",
+                "bindings": [{"type": "plain_text", "name": "ENVIRONMENT", "text": "staging"},
+                             {"type": "kv_namespace", "name": "KV", "namespace_id": "0f2ac74b498b48028cb68387c421e279"},
+                             {"type": "secret_text", "name": "API_KEY", "text": "old-key-1234"}]}
+    files = [("metadata", (None, json.dumps(metadata).encode(), "application/json"))]
+    files += [(name, (name, code, "application/javascript+module")) for name, code in modules.items()]
+    response = cf(live, "POST", "/versions", files=files)
+    assert response.status_code == 200, response.text
+    source = live.staging.workers.get_version(response.json()["result"]["id"])
+    done = subprocess.run([str(wrangler[0]), "versions", "secret", "put", "NEW_SECRET", "--name", live.config.worker_name,
+                           "--message", "add a secret", "--tag", "3.0.1"], env=wrangler_env, cwd=wrangler_env["HOME"],
+                          input="new-secret-5678\n", capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+    assert done.returncode == 0, done.stdout + done.stderr
+    copy = live.staging.workers.versions_newest_first()[0]
+    assert f"Created version {copy.id} with secret NEW_SECRET" in done.stdout
+    assert source is not None and copy.id != source.id and copy.tag == "3.0.1"
+    assert (copy.main_module, copy.modules, copy.compatibility_date) == ("index.js", modules, "2025-10-08")
+    assert sorted(copy.bindings, key=lambda b: b["name"]) == sorted(
+        [*source.bindings, {"type": "secret_text", "name": "NEW_SECRET", "text": "new-secret-5678"}],
+        key=lambda b: b["name"])
+
+
 class TailOutput:
     """wrangler tail's stdout, read by a thread so that the test can wait with a deadline; the
     events are the JSON objects it prints (pretty-printed over several lines)."""

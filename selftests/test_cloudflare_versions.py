@@ -4,6 +4,7 @@ notes/real-clients.md, "What an emulator should do")."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from bookstrack_rollback.staging import Staging
+from bookstrack_rollback.staging.cloudflare import errors
+from bookstrack_rollback.staging.cloudflare.request_parsing import parse_multipart
 from cloudflare_answers import scripts, assert_error
 
 
@@ -125,6 +128,62 @@ def test_keep_bindings_carries_the_secrets_of_the_newest_version(client: TestCli
     result = client.post(f"{scripts(staging)}/versions", headers=cf_headers, files=upload_files(metadata)).json()
     version = staging.workers.get_version(result["result"]["id"])
     assert version is not None and version.secrets() == {"API_KEY": "s3cret"} and version.var("FAULT_PROFILE") is None
+
+
+def upload(client: TestClient, staging: Staging, cf_headers, metadata: Any, modules: dict[str, bytes] | None = None,
+           query: str = "") -> Any:
+    return client.post(f"{scripts(staging)}/versions{query}", headers=cf_headers, files=upload_files(metadata, modules))
+
+
+def test_inherit_takes_a_binding_from_a_named_version_or_the_latest(client: TestClient, staging: Staging, cf_headers):
+    first = upload(client, staging, cf_headers, GOOD_METADATA).json()["result"]["id"]
+    upload(client, staging, cf_headers, {"main_module": "index.js", "bindings": [
+        {"type": "plain_text", "name": "FAULT_PROFILE", "text": "latest"}]})
+    inherits = {"main_module": "index.js", "bindings": [
+        {"type": "inherit", "name": "API_KEY", "version_id": first},               # a secret, from a named version
+        {"type": "inherit", "name": "OLD_FAULT", "old_name": "FAULT_PROFILE", "version_id": first},  # renamed
+        {"type": "inherit", "name": "FAULT_PROFILE"},                             # default: the latest version
+    ]}
+    response = upload(client, staging, cf_headers, inherits, query="?bindings_inherit=strict")
+    assert response.status_code == 200, response.text
+    version = staging.workers.get_version(response.json()["result"]["id"])
+    assert version is not None
+    assert version.secrets() == {"API_KEY": "s3cret"}
+    assert version.var("OLD_FAULT") == '{"error_rate": 0.2}' and version.var("FAULT_PROFILE") == "latest"
+
+
+@pytest.mark.parametrize("binding, named", [
+    ({"type": "inherit", "name": "NOPE"}, "'NOPE' inherits 'NOPE' from version"),
+    ({"type": "inherit", "name": "KV", "version_id": "00000000-0000-4000-8000-000000000000"}, "does not exist"),
+])
+def test_an_inherit_that_cannot_be_resolved_is_dropped_or_refused_when_strict(
+        client: TestClient, staging: Staging, cf_headers, binding, named):
+    metadata = {"main_module": "index.js", "bindings": [binding]}
+    before = state_of(staging)
+    refused = upload(client, staging, cf_headers, metadata, query="?bindings_inherit=strict")
+    assert_error(refused, 400, errors.INVALID_UPLOAD, contains=named)
+    assert state_of(staging) == before
+    dropped = upload(client, staging, cf_headers, metadata)  # upstream drops it silently
+    assert dropped.status_code == 200 and dropped.json()["result"]["resources"]["bindings"] == []
+    assert_error(upload(client, staging, cf_headers, metadata, query="?bindings_inherit=lenient"), 400,
+                 errors.INVALID_REQUEST, contains="strict")
+
+
+def test_content_v2_gives_a_version_code_as_multipart_with_its_entrypoint(client: TestClient, staging: Staging,
+                                                                          cf_headers):
+    modules = {"index.js": b"import './lib/a.js';\r\nexport default {}", "lib/a.js": b"--staging-\r\n",
+               "blob.bin": bytes(range(256))}
+    version_id = upload(client, staging, cf_headers, {"main_module": "index.js"}, modules).json()["result"]["id"]
+    response = client.get(f"{scripts(staging)}/content/v2", params={"version": version_id}, headers=cf_headers)
+    assert response.status_code == 200
+    assert response.headers["cf-entrypoint"] == "index.js"
+    assert response.headers["content-type"].startswith("multipart/form-data; boundary=")
+    parts = asyncio.run(parse_multipart(response.headers["content-type"], response.content))
+    assert parts == modules
+    serving = client.get(f"{scripts(staging)}/content/v2", headers=cf_headers)  # no version: the serving one
+    assert b"BooksTrack API worker 1.9.0" in serving.content
+    missing = client.get(f"{scripts(staging)}/content/v2", params={"version": "nope"}, headers=cf_headers)
+    assert_error(missing, 404, errors.VERSION_NOT_FOUND, contains="has no version 'nope'")
 
 
 BAD_UPLOADS = [

@@ -135,14 +135,79 @@ def test_production_is_refused_without_the_override(drill_suite: pytest.Pytester
     assert_healed(outer)
 
 
-def test_a_real_worker_is_never_replaced_by_the_synthetic_one(drill_suite: pytest.Pytester, outer: RunningStaging):
-    drill_suite.makefile(".toml", targets=targets_toml(outer))
-    before = outer.staging.workers.serving_deployment().id
-    result = drill_suite.runpytest_subprocess("-m", "drill", "--target", "local", "-k", "error-spike-api_rollback",
+REAL_WORKER_MODULES = {  # a worker of several modules, one of them not JavaScript
+    "index.js": b'import { handle } from "./lib/router.js";\nexport default { fetch: handle };\n',
+    "lib/router.js": b"export async function handle(request, env) {\r\n  return new Response(env.ENVIRONMENT);\r\n}\n",
+    "data/isbn-prefixes.txt": bytes(range(256)),
+}
+REAL_WORKER_BINDINGS = [
+    {"type": "plain_text", "name": "ENVIRONMENT", "text": "staging"},
+    {"type": "json", "name": "LIMITS", "json": {"batch": 10}},
+    {"type": "kv_namespace", "name": "KV_CACHE", "namespace_id": "0f2ac74b498b48028cb68387c421e279"},
+    {"type": "analytics_engine", "name": "PERF", "dataset": "books_api_performance_staging"},
+    {"type": "secret_text", "name": "ISBNDB_API_KEY", "text": "isbndb-key-7f6e5d4c3b2a"},
+]
+
+
+def script_url(staging: RunningStaging) -> str:
+    config = staging.config
+    return f"{staging.cloudflare_api_url}/accounts/{config.account_id}/workers/scripts/{config.worker_name}"
+
+
+def upload(http: httpx.Client, staging: RunningStaging, modules: dict[str, bytes], **metadata: object) -> str:
+    files = [("metadata", (None, json.dumps({"main_module": "index.js", **metadata}).encode(), "application/json"))]
+    files += [(name, (name, code, "application/octet-stream")) for name, code in modules.items()]
+    uploaded = http.post(f"{script_url(staging)}/versions", files=files)
+    assert uploaded.status_code == 200, uploaded.text
+    return uploaded.json()["result"]["id"]
+
+
+def release_real_worker(staging: RunningStaging, tag: str, *, builds_after: int) -> str:
+    """Deploy a release of a 'real' worker (several modules, every kind of binding), then upload
+    ``builds_after`` newer builds of other code, not deployed (a busy CI), all over HTTP."""
+    with httpx.Client(headers={"Authorization": f"Bearer {staging.config.token}"}, timeout=10, trust_env=False) as http:
+        version_id = upload(http, staging, REAL_WORKER_MODULES, bindings=REAL_WORKER_BINDINGS,
+                            compatibility_date="2025-10-08", compatibility_flags=["nodejs_compat"],
+                            annotations={"workers/tag": tag})
+        deployed = http.post(f"{script_url(staging)}/deployments", json={
+            "strategy": "percentage", "versions": [{"version_id": version_id, "percentage": 100}]})
+        assert deployed.status_code == 200, deployed.text
+        for build in range(builds_after):
+            upload(http, staging, {"index.js": f"// build {build}\n".encode()}, annotations={"workers/tag": f"b{build}"})
+    return version_id
+
+
+def test_a_real_worker_is_drilled_through_copies_of_its_known_stable_version(drill_suite: pytest.Pytester,
+                                                                             outer: RunningStaging):
+    """synthetic_worker = false: no repository and no code of ours. The known stable version, about to
+    leave the 10 rollbackable versions, is re-uploaded as a copy; the test change is a copy with
+    FAULT_PROFILE; Method 1 rolls back to the copy of the known stable; Methods 2 and 3 skip."""
+    stable_id = release_real_worker(outer, "1.9.1", builds_after=8)
+    drill_suite.makefile(".toml", targets=targets_toml(outer, known_stable="1.9.1"))
+    workers = outer.staging.workers
+    before = {v.id for v in workers.versions}
+    result = drill_suite.runpytest_subprocess("-m", "drill", "--target", "local", "-k", "error-spike", "-rs",
                                               "--reports-dir", str(drill_suite.path / "reports"))
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*would replace this worker's real code*"])
-    assert outer.staging.workers.serving_deployment().id == before
+    result.assert_outcomes(passed=1, skipped=2)
+    result.stdout.fnmatch_lines(["*Method 2: Git Revert + Redeploy reverts the test change's commit*Method 1 only*",
+                                 "*Method 3: Emergency Manual Deploy reverts the test change's commit*Method 1 only*"])
+    stable = workers.get_version(stable_id)
+    new = [v for v in workers.versions if v.id not in before]
+    for version in new:  # the worker's code was never replaced: every version the drill made is the stable code
+        assert (version.main_module, version.modules) == ("index.js", REAL_WORKER_MODULES), version.tag
+        assert (version.compatibility_date, version.compatibility_flags) == ("2025-10-08", ("nodejs_compat",))
+    copy, bad = new
+    assert copy.tag == "1.9.1" and copy.bindings == stable.bindings  # secrets too, values included
+    assert bad.tag == "1.9.1+drill"
+    profile = json.loads(bad.var("FAULT_PROFILE"))
+    assert profile["error_rate"] == 0.3, profile
+    assert [b for b in bad.bindings if b["name"] != "FAULT_PROFILE"] == stable.bindings
+    (record,) = records(drill_suite.path)
+    assert any("uploaded a copy of it" in note for note in record["healed"]), record["healed"]
+    assert record["bad_version"]["id"] == bad.id and record["bad_version"]["commit"] is None
+    assert record["rollback"]["method_id"] == "api_rollback" and record["rollback"]["version_id"] == copy.id
+    assert workers.serving_deployment().versions == [(copy.id, 100)]
+    assert_healed(outer)
 
 
 def test_a_concurrent_drill_is_refused(drill_suite: pytest.Pytester, outer: RunningStaging):

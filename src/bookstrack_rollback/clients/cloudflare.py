@@ -6,6 +6,8 @@ Workers KV and tail sessions. Every call has a deadline; failures raise :mod:`.e
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,11 +35,14 @@ class VersionInfo:
     message: str | None
     triggered_by: str | None
     bindings: tuple[dict[str, Any], ...] = ()
+    compatibility_date: str | None = None
+    compatibility_flags: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "VersionInfo":
         annotations = data.get("annotations") or {}
         resources = data.get("resources") or {}
+        runtime = resources.get("script_runtime") or {}
         return cls(
             id=data["id"],
             number=data.get("number"),
@@ -46,6 +51,8 @@ class VersionInfo:
             message=annotations.get("workers/message"),
             triggered_by=annotations.get("workers/triggered_by"),
             bindings=tuple(resources.get("bindings") or ()),
+            compatibility_date=runtime.get("compatibility_date"),
+            compatibility_flags=tuple(runtime.get("compatibility_flags") or ()),
         )
 
     def var(self, name: str) -> str | None:
@@ -58,6 +65,55 @@ class VersionInfo:
     def label(self) -> str:
         """'1.9.0 (9f1c...)' or the bare id."""
         return f"{self.tag} ({self.id})" if self.tag else self.id
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    content_type: str
+    content: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class WorkerCode:
+    """A version's code as ``content/v2`` gives it: the main module's name and every module."""
+
+    main_module: str
+    modules: tuple[Module, ...]
+
+    def differences(self, other: "WorkerCode") -> list[str]:
+        """What differs from ``other``, one phrase per difference (empty: the same code)."""
+        found = []
+        if self.main_module != other.main_module:
+            found.append(f"main module {self.main_module!r} vs {other.main_module!r}")
+        mine, theirs = {m.name: m for m in self.modules}, {m.name: m for m in other.modules}
+        for name in sorted(mine.keys() | theirs.keys()):
+            a, b = mine.get(name), theirs.get(name)
+            if a is None or b is None:
+                found.append(f"module {name!r} only in {'the second' if a is None else 'the first'}")
+            elif a.content != b.content:
+                found.append(f"module {name!r} differs ({len(a.content)} vs {len(b.content)} bytes)")
+        return found
+
+
+def _parse_worker_code(what: str, content_type: str, entrypoint: str | None, body: bytes) -> WorkerCode:
+    if not content_type.lower().startswith("multipart/form-data"):
+        # a service worker (no modules): one script
+        return WorkerCode("index.js", (Module("index.js", content_type or "application/javascript", body),))
+    if not entrypoint:
+        raise BadAnswer(f"Cloudflare API {what}: modules without a cf-entrypoint header")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    modules = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or not name:
+            raise BadAnswer(f"Cloudflare API {what}: a multipart part has no name")
+        modules.append(Module(name, part.get_content_type(), part.get_payload(decode=True) or b""))
+    if entrypoint not in {m.name for m in modules}:
+        raise BadAnswer(f"Cloudflare API {what}: the entrypoint {entrypoint!r} is not among the parts "
+                        f"{[m.name for m in modules]}")
+    return WorkerCode(entrypoint, tuple(modules))
 
 
 @dataclass(frozen=True)
@@ -237,19 +293,47 @@ class CloudflareApi:
         self,
         *,
         main_module: str,
-        modules: dict[str, bytes],
+        modules: dict[str, bytes] | tuple[Module, ...],
         bindings: list[dict[str, Any]],
         annotations: dict[str, str],
         compatibility_date: str = "2025-11-01",
+        compatibility_flags: tuple[str, ...] = (),
+        keep_bindings: tuple[str, ...] = (),
+        strict_inherit: bool = False,
     ) -> VersionInfo:
-        metadata = {"main_module": main_module, "bindings": bindings, "annotations": annotations,
-                    "compatibility_date": compatibility_date}
+        """A new version (not deployed). ``modules``: name -> ES module source, or :class:`Module` s
+        with their own content types; ``keep_bindings``: binding types taken over from the latest
+        version (secrets, whose values the API never shows); ``strict_inherit``: an ``inherit``
+        binding that cannot be resolved fails the upload (``?bindings_inherit=strict``) instead of
+        being dropped."""
+        metadata: dict[str, Any] = {"main_module": main_module, "bindings": bindings, "annotations": annotations,
+                                    "compatibility_date": compatibility_date}
+        if compatibility_flags:
+            metadata["compatibility_flags"] = list(compatibility_flags)
+        if keep_bindings:
+            metadata["keep_bindings"] = list(keep_bindings)
+        if isinstance(modules, dict):
+            modules = tuple(Module(name, "application/javascript+module", code) for name, code in modules.items())
         files: list[tuple[str, tuple[str | None, bytes, str]]] = [
             ("metadata", (None, json.dumps(metadata).encode(), "application/json")),
         ]
-        files += [(name, (name, code, "application/javascript+module")) for name, code in modules.items()]
-        result = await self._call("POST", f"{self._script}/versions", "upload version", files=files)
+        files += [(m.name, (m.name, m.content, m.content_type)) for m in modules]
+        result = await self._call("POST", f"{self._script}/versions", "upload version", files=files,
+                                  params={"bindings_inherit": "strict"} if strict_inherit else None)
         return VersionInfo.from_json(result)
+
+    async def version_content(self, version_id: str) -> WorkerCode:
+        """A version's code (``GET .../content/v2?version=``, what ``wrangler versions secret put`` reads)."""
+        what = f"get the code of version {version_id}"
+        response = await self._send("GET", f"{self._script}/content/v2", what, params={"version": version_id})
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                body = None
+            raise self._refusal(what, response, body)
+        return _parse_worker_code(what, response.headers.get("content-type", ""),
+                                  response.headers.get("cf-entrypoint"), response.content)
 
     # --- Analytics Engine SQL (not enveloped) -------------------------------------------------------
     async def sql(self, query: str) -> SqlResult:

@@ -47,7 +47,8 @@ from .record import ERROR, FAILED, INTERRUPTED, PASSED, DrillRecord, Measures, R
 from .scenarios import Scenario
 from .signals import SignalFeed
 from .verification import all_passed, judge_recovery
-from .worker_repo import WorkerRepo
+from .version_copy import CopyMismatch, copy_version
+from .worker_repo import FAULT_PROFILE_VAR, WorkerRepo
 
 MIGRATION_KEY = "migration/in-progress"
 TICK_S = 0.2
@@ -113,11 +114,11 @@ class DrillRunner:
         if not target.has_cloudflare or not target.base_url or not target.kv_namespace_id:
             raise DrillError(f"{target.describe()}: a drill needs the Cloudflare API (token, account, worker) "
                              "and the worker's KV namespace id")
-        if not target.synthetic_worker:
-            raise DrillError(f"{target.describe()}: the drill deploys its test change from a small synthetic worker "
-                             "repository, which would replace this worker's real code; drilling a real staging "
-                             "needs the staging hook and the worker's own deploy (README, \"Drilling the real "
-                             "staging\"); set synthetic_worker = true only for an emulated target")
+        if not target.synthetic_worker and self.method_id != "api_rollback":
+            raise DrillError(f"{target.describe()}: {METHODS[self.method_id].name} reverts or checks out the test "
+                             "change's commit in the worker's repository, but a real worker's test change is a "
+                             "copy of its known stable version with FAULT_PROFILE set (no commit): drill it with "
+                             "Method 1 (api_rollback)")
         if target.is_production and not self.options.allow_production:
             raise DrillError("refusing to drill production: drills inject faults; pass the explicit override "
                              "(--drill-allow-production) only if you mean it")
@@ -171,10 +172,12 @@ class DrillRunner:
         if note:
             self.record.healed.append(note)
         run.known_stable = await self._known_stable(run)
-        work = self.options.work_dir or Path(tempfile.mkdtemp(prefix="drill-worker-"))
-        assert self.target.worker
-        run.repo = WorkerRepo.create(work / self.record.drill_id, self.target.worker, run.known_stable.tag or "stable")
-        run.stable_sha = run.repo.head()
+        if self.target.synthetic_worker:  # an emulated target: the drill's own worker repository
+            work = self.options.work_dir or Path(tempfile.mkdtemp(prefix="drill-worker-"))
+            assert self.target.worker
+            run.repo = WorkerRepo.create(work / self.record.drill_id, self.target.worker,
+                                         run.known_stable.tag or "stable")
+            run.stable_sha = run.repo.head()
         await self._keep_rollbackable(run)
         self.record.healed += await self._heal(run)
         self.record.known_stable = {"id": run.known_stable.id, "tag": run.known_stable.tag}
@@ -221,17 +224,30 @@ class DrillRunner:
         """Only the 10 newest versions can be rolled back to, and every drill adds one. When the known
         stable version nears the edge, redeploy it from git (the FAQ: "For older versions, redeploy from
         git"), so the drill's own rollback target stays reachable."""
-        assert run.repo and run.known_stable
+        assert run.known_stable
         newest = [v.id for v in await run.api.versions()]
         margin = self.runbook.platform.rollbackable_versions - 2
         if run.known_stable.id in newest[:margin]:
             return
         old = run.known_stable
-        version, _ = await run.repo.deploy(run.api, tag=old.tag,
-                                           message=f"Redeploy of the known stable {old.label} from git")
+        if run.repo is not None:
+            version, _ = await run.repo.deploy(run.api, tag=old.tag,
+                                               message=f"Redeploy of the known stable {old.label} from git")
+            how = "redeployed it from git"
+        else:
+            version = await self._copy(run, old, {}, tag=old.tag or "known stable",
+                                       message=f"Re-upload of the known stable {old.label}, to keep it rollbackable")
+            how = "uploaded a copy of it (same code and bindings, not deployed)"
         run.known_stable = await run.api.version(version.id)
         self.record.healed.append(f"the known stable {old.label} was about to leave the {margin + 2} versions that "
-                                  f"can be rolled back to: redeployed it from git as {run.known_stable.label}")
+                                  f"can be rolled back to: {how} as {run.known_stable.label}")
+
+    async def _copy(self, run: _Run, source: VersionInfo, set_vars: dict[str, str | None], *, tag: str,
+                    message: str) -> VersionInfo:
+        try:
+            return await copy_version(run.api, source, set_vars=set_vars, tag=tag, message=message)
+        except CopyMismatch as exc:
+            raise DrillError(str(exc)) from exc
 
     async def _heal(self, run: _Run) -> list[str]:
         """Remove what a crashed drill left behind: a runtime fault, a faulty version serving, lost canaries."""
@@ -262,11 +278,15 @@ class DrillRunner:
                                  self.scenario.runtime_fault.to_json().encode())
             self.progress("runtime fault set before the deploy; observing it")
             await asyncio.sleep(self.settings.seconds(BASELINE_MIN))
-        repo = run.repo
-        assert repo is not None
         fault = self.scenario.deployed_fault(self.settings.time_scale)
-        run.bad_sha = repo.commit_test_change(fault, "2.0.0-drill", f"Drill test change: {self.scenario.description}")
-        version, _deployment = await repo.deploy(run.api, message=f"Drill test change ({self.scenario.name})")
+        message = f"Drill test change: {self.scenario.description}"
+        if run.repo is not None:
+            run.bad_sha = run.repo.commit_test_change(fault, "2.0.0-drill", message)
+            version, _deployment = await run.repo.deploy(run.api, message=f"Drill test change ({self.scenario.name})")
+        else:  # a real worker: its known stable code and bindings, plus FAULT_PROFILE
+            version = await self._copy(run, run.known_stable, {FAULT_PROFILE_VAR: fault.to_json()},
+                                       tag=f"{run.known_stable.tag or 'stable'}+drill", message=message)
+            await run.api.deploy(version.id, f"Drill test change ({self.scenario.name})")
         fault_live = time.time()
         run.detector.deployed_at = fault_live
         run.bad = version

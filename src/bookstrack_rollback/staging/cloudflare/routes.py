@@ -37,6 +37,8 @@ def routes(staging: Staging) -> list[BaseRoute]:
         Route(f"{SCRIPT}/versions", workers.list_versions, methods=["GET"]),
         Route(f"{SCRIPT}/versions", workers.upload_version, methods=["POST"]),
         Route(f"{SCRIPT}/versions/{{version_id}}", workers.get_version, methods=["GET"]),
+        Route(f"{SCRIPT}/content/v2", workers.get_content, methods=["GET"]),
+        Route(f"{SCRIPT}/script-settings", workers.script_settings, methods=["GET"]),
         Route(f"{SCRIPT}/deployments", workers.list_deployments, methods=["GET"]),
         Route(f"{SCRIPT}/deployments", workers.create_deployment, methods=["POST"]),
         Route(f"{SCRIPT}/deployments/{{deployment_id}}", workers.get_deployment, methods=["GET"]),

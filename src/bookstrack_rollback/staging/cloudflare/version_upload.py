@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -24,6 +25,7 @@ SERVER_SET_ANNOTATIONS = ("workers/triggered_by",)
 MAX_ANNOTATION_BYTES = 1000
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TEXT_BINDINGS = ("plain_text", "secret_text")
+INHERIT = "inherit"
 
 
 @dataclass(frozen=True)
@@ -38,14 +40,44 @@ class VersionUpload:
     compatibility_flags: tuple[str, ...]
     keep_bindings: tuple[str, ...]
 
-    def bindings_keeping(self, previous: Version | None) -> list[dict[str, Any]]:
-        """The bindings, plus those of ``previous`` whose type is in ``keep_bindings`` (``wrangler
-        versions secret put`` keeps the secrets this way) unless redefined by name."""
-        if previous is None or not self.keep_bindings:
-            return list(self.bindings)
+    def bindings_keeping(self, latest: Version | None, versions: Callable[[str], Version | None], *,
+                         strict: bool = False) -> list[dict[str, Any]]:
+        """The bindings as the new version holds them. An ``inherit`` binding is the binding named
+        ``old_name`` (default: its own name) of version ``version_id`` (default, or ``"latest"``: the
+        latest version), under its own name: how ``wrangler versions secret put`` copies a version. One
+        that cannot be resolved is dropped silently, or refused when ``strict``
+        (``?bindings_inherit=strict``), as upstream does. The latest version's bindings whose type is
+        in ``keep_bindings`` (its secrets) are kept unless redefined by name."""
+        resolved = []
+        for binding in self.bindings:
+            if binding["type"] == INHERIT:
+                try:
+                    binding = self._inherit(binding, latest, versions)
+                except errors.CloudflareError:
+                    if strict:
+                        raise
+                    continue
+            resolved.append(binding)
+        if latest is None or not self.keep_bindings:
+            return resolved
         named = {b["name"] for b in self.bindings}
-        kept = [dict(b) for b in previous.bindings if b.get("type") in self.keep_bindings and b.get("name") not in named]
-        return [*self.bindings, *kept]
+        kept = [dict(b) for b in latest.bindings if b.get("type") in self.keep_bindings and b.get("name") not in named]
+        return [*resolved, *kept]
+
+    @staticmethod
+    def _inherit(binding: dict[str, Any], latest: Version | None,
+                 versions: Callable[[str], Version | None]) -> dict[str, Any]:
+        version_id = binding.get("version_id") or "latest"
+        source = latest if version_id == "latest" else versions(version_id)
+        if source is None:
+            raise errors.invalid_upload(f"binding {binding['name']!r} inherits from version {version_id!r}, "
+                                        "which does not exist")
+        old_name = binding.get("old_name") or binding["name"]
+        for candidate in source.bindings:
+            if candidate.get("name") == old_name:
+                return {**candidate, "name": binding["name"]}
+        raise errors.invalid_upload(f"binding {binding['name']!r} inherits {old_name!r} from version {source.id}, "
+                                    "which has no binding of that name")
 
 
 async def parse_version_upload(request: Request) -> VersionUpload:
@@ -110,6 +142,8 @@ def _bindings(raw: Any) -> list[dict[str, Any]]:
             raise errors.invalid_upload(f"{where}: the binding name {name!r} is used twice")
         if kind in _TEXT_BINDINGS and not isinstance(binding.get("text"), str):
             raise errors.invalid_upload(f"{where}: a {kind} binding needs a string 'text'")
+        if kind == INHERIT and not all(isinstance(binding.get(k), (str, type(None))) for k in ("version_id", "old_name")):
+            raise errors.invalid_upload(f"{where}: an inherit binding's version_id and old_name must be strings")
         seen.add(name)
         bindings.append(dict(binding))
     return bindings

@@ -51,6 +51,27 @@ def version_json(version: Version, *, resources: bool) -> dict[str, Any]:
     return body
 
 
+MODULE_TYPES = {".js": "application/javascript+module", ".mjs": "application/javascript+module",
+                ".cjs": "application/javascript", ".wasm": "application/wasm", ".map": "application/source-map",
+                ".txt": "text/plain", ".json": "application/json"}
+
+
+def module_multipart(version: Version) -> tuple[bytes, str]:
+    """(body, Content-Type) of a version's modules as multipart/form-data, the main module first."""
+    names = [version.main_module, *sorted(n for n in version.modules if n != version.main_module)]
+    boundary = "staging-" + version.etag[:32]
+    while any(boundary.encode() in code for code in version.modules.values()):
+        boundary += "x"
+    chunks = []
+    for name in names:
+        kind = MODULE_TYPES.get(name[name.rfind("."):] if "." in name else "", "application/octet-stream")
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{quoted}"; filename="{quoted}"\r\n'
+                      f"Content-Type: {kind}\r\n\r\n".encode() + version.modules.get(name, b"") + b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
+
+
 def deployment_json(deployment: Deployment) -> dict[str, Any]:
     return {
         "id": deployment.id,
@@ -95,6 +116,27 @@ class WorkersApi:
         workers = self._workers(request)
         return ok(version_json(workers.require_version(request.path_params["version_id"]), resources=True))
 
+    async def get_content(self, request: Request) -> Response:
+        """GET .../content/v2[?version=ID]: a version's code (default: the serving one) as
+        multipart/form-data, one part per module, the ``cf-entrypoint`` header naming the main module:
+        what ``wrangler versions secret put`` reads to copy a version, and what the drill copies to
+        make a test change of a real worker."""
+        workers = self._workers(request)
+        version_id = request.query_params.get("version")
+        if version_id is None:
+            serving = workers.serving_deployment().versions
+            version_id = max(serving, key=lambda pair: pair[1])[0]
+        version = workers.require_version(version_id)
+        body, content_type = module_multipart(version)
+        return Response(body, media_type=None, headers={"content-type": content_type,
+                                                        "cf-entrypoint": version.main_module})
+
+    async def script_settings(self, request: Request) -> Response:
+        """GET .../script-settings: the script's settings that are not versioned (wrangler reads them
+        when it copies a version); this staging has no logpush, tail consumers or observability."""
+        self._workers(request)
+        return ok({"logpush": False, "tail_consumers": None, "observability": {"enabled": False}})
+
     async def upload_version(self, request: Request) -> Response:
         """POST .../versions (multipart: ``metadata`` + modules) -> the new version, not deployed
         (contract, "Versions")."""
@@ -102,7 +144,7 @@ class WorkersApi:
         upload = await parse_version_upload(request)
         latest = workers.versions_newest_first()[0] if workers.versions else None
         version = workers.upload(
-            bindings=upload.bindings_keeping(latest),
+            bindings=upload.bindings_keeping(latest, workers.get_version, strict=_strict_inherit(request)),
             annotations=upload.annotations,
             main_module=upload.main_module,
             modules=upload.modules,
@@ -147,6 +189,13 @@ class WorkersApi:
         workers = self._workers(request)
         workers.delete_deployment(request.path_params["deployment_id"])
         return ok(None)
+
+
+def _strict_inherit(request: Request) -> bool:
+    mode = request.query_params.get("bindings_inherit")
+    if mode not in (None, "strict"):
+        raise errors.invalid_request(f"query parameter bindings_inherit must be \"strict\", got {mode!r}")
+    return mode == "strict"
 
 
 def _traffic(body: dict[str, Any]) -> list[tuple[str, float]]:
