@@ -210,6 +210,21 @@ def test_a_real_worker_is_drilled_through_copies_of_its_known_stable_version(dri
     assert_healed(outer)
 
 
+def test_a_target_without_its_kv_namespace_is_refused_naming_what_is_missing(drill_suite: pytest.Pytester,
+                                                                           outer: RunningStaging):
+    line = f'kv_namespace_id = "{outer.config.kv_namespace_id}"\n'
+    toml = targets_toml(outer)
+    assert line in toml
+    drill_suite.makefile(".toml", targets=toml.replace(line, ""))
+    versions, before = len(outer.staging.workers.versions), outer.staging.workers.serving_deployment().id
+    result = drill_suite.runpytest_subprocess("-m", "drill", "--target", "local", "-k", "error-spike-api_rollback",
+                                              "--reports-dir", str(drill_suite.path / "reports"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*missing: kv_namespace_id (set them in *[[]targets.local[]] or the environment*"])
+    assert len(outer.staging.workers.versions) == versions
+    assert outer.staging.workers.serving_deployment().id == before
+
+
 def test_a_concurrent_drill_is_refused(drill_suite: pytest.Pytester, outer: RunningStaging):
     lock = {"owner": "someone else", "drill_id": "other-drill", "expires_at": time.time() + 600}
     outer.staging.kv.put_own("drill/lock", json.dumps(lock).encode())

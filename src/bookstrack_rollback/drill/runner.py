@@ -111,9 +111,14 @@ class DrillRunner:
     # --- the drill ---------------------------------------------------------------------------------
     async def run(self) -> DrillRecord:
         target = self.target
-        if not target.has_cloudflare or not target.base_url or not target.kv_namespace_id:
-            raise DrillError(f"{target.describe()}: a drill needs the Cloudflare API (token, account, worker) "
-                             "and the worker's KV namespace id")
+        missing = [what for what, present in (
+            ("CLOUDFLARE_API_TOKEN", bool(target.token)), ("CLOUDFLARE_ACCOUNT_ID", bool(target.account_id)),
+            ("worker", bool(target.worker)), ("cloudflare_api_url", bool(target.cloudflare_api_url)),
+            ("kv_namespace_id", bool(target.kv_namespace_id))) if not present]
+        if missing or not target.base_url:
+            raise DrillError(f"{target.describe()}: a drill needs the Cloudflare API and the worker's KV namespace; "
+                             f"missing: {', '.join(missing)} (set them in {target.source} or the environment; "
+                             "README, \"Drilling the real staging\")")
         if not target.synthetic_worker and self.method_id != "api_rollback":
             raise DrillError(f"{target.describe()}: {METHODS[self.method_id].name} reverts or checks out the test "
                              "change's commit in the worker's repository, but a real worker's test change is a "
