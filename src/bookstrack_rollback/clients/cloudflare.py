@@ -298,20 +298,16 @@ class CloudflareApi:
         annotations: dict[str, str],
         compatibility_date: str = "2025-11-01",
         compatibility_flags: tuple[str, ...] = (),
-        keep_bindings: tuple[str, ...] = (),
         strict_inherit: bool = False,
     ) -> VersionInfo:
         """A new version (not deployed). ``modules``: name -> ES module source, or :class:`Module` s
-        with their own content types; ``keep_bindings``: binding types taken over from the latest
-        version (secrets, whose values the API never shows); ``strict_inherit``: an ``inherit``
+        with their own content types; ``strict_inherit``: an ``inherit``
         binding that cannot be resolved fails the upload (``?bindings_inherit=strict``) instead of
         being dropped."""
         metadata: dict[str, Any] = {"main_module": main_module, "bindings": bindings, "annotations": annotations,
                                     "compatibility_date": compatibility_date}
         if compatibility_flags:
             metadata["compatibility_flags"] = list(compatibility_flags)
-        if keep_bindings:
-            metadata["keep_bindings"] = list(keep_bindings)
         if isinstance(modules, dict):
             modules = tuple(Module(name, "application/javascript+module", code) for name, code in modules.items())
         files: list[tuple[str, tuple[str | None, bytes, str]]] = [

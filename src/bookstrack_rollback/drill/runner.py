@@ -228,7 +228,8 @@ class DrillRunner:
     async def _keep_rollbackable(self, run: _Run) -> None:
         """Only the 10 newest versions can be rolled back to, and every drill adds one. When the known
         stable version nears the edge, redeploy it from git (the FAQ: "For older versions, redeploy from
-        git"), so the drill's own rollback target stays reachable."""
+        git"), or for a real worker upload an identical copy of it, so the drill's own rollback target
+        stays reachable."""
         assert run.known_stable
         newest = [v.id for v in await run.api.versions()]
         margin = self.runbook.platform.rollbackable_versions - 2

@@ -6,9 +6,11 @@ be rolled back to.
 It does through the Cloudflare API what ``wrangler versions secret put`` does: read the version
 (``GET .../versions/{id}``: bindings, compatibility date and flags) and its code (``GET
 .../content/v2?version=``), and upload both as a new version (not deployed). Variables (``plain_text``
-and ``json``) are copied as they are, so the copy is exactly the source's; other bindings (KV, Durable
-Objects, services, ...) are sent as ``inherit``, as wrangler sends them, so they never take a round trip
-through their API shape; secrets, whose values the API never shows, are kept (``keep_bindings``).
+and ``json``) are copied as they are; every other binding (KV, Durable Objects, services, secrets,
+...) is sent as ``inherit`` from the source version (``version_id``), as wrangler inherits bindings,
+so none takes a round trip through its API shape and secrets keep values the API never shows. The
+upload asks ``bindings_inherit=strict``: a binding that cannot be inherited fails the upload instead
+of being dropped silently.
 
 Then the copy is read back and compared with the source: the same modules byte for byte and the same
 bindings but for the changed variables. A copy that differs is reported with every difference and
