@@ -17,9 +17,8 @@ from pathlib import Path
 import allure
 import pytest
 
-from bookstrack_rollback.drill.methods import METHODS
 from bookstrack_rollback.drill.record import PASSED
-from bookstrack_rollback.drill.runner import run_drill
+from bookstrack_rollback.drill.runner import method_unavailable, run_drill
 from bookstrack_rollback.drill.scenarios import load_scenarios
 from fixtures.verify import DRILL_RECORDS
 
@@ -34,11 +33,9 @@ RUNBOOK_DRILL = "https://github.com/jukasdrj/bookstrack-backend/blob/main/docs/R
 
 @pytest.mark.parametrize("scenario, method", CASES)
 def test_drill(scenario, method, drill_settings, drill_options, request):
-    target = drill_settings.target
-    if method != "api_rollback" and not target.synthetic_worker:
-        pytest.skip(f"{METHODS[method].name} reverts the test change's commit in the worker's repository; the test "
-                    f"change of a real worker ({target.name}) is a copy of its known stable version, so it is "
-                    "drilled with Method 1 only")
+    not_here = method_unavailable(drill_settings.target, method)
+    if not_here:
+        pytest.skip(not_here)
     allure.dynamic.epic("Testing Rollback Procedure")
     allure.dynamic.feature("Quarterly Rollback Drill")
     allure.dynamic.story(scenario.description)

@@ -10,16 +10,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
+from outer_targets import targets_toml
+from waiting import wait_until
 
+from bookstrack_rollback.config.targets import resolve_target
+from bookstrack_rollback.drill.methods import METHODS
+from bookstrack_rollback.drill.runner import method_unavailable
 from bookstrack_rollback.faults import RUNTIME_FLAG_KEY
 from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
 from bookstrack_rollback.staging.state import CANARY_RECORDS
-from outer_targets import targets_toml
-from waiting import wait_until
 
 pytestmark = pytest.mark.xdist_group(name="pytester-heavy")
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,8 +193,10 @@ def test_a_real_worker_is_drilled_through_copies_of_its_known_stable_version(dri
     result = drill_suite.runpytest_subprocess("-m", "drill", "--target", "local", "-k", "error-spike", "-rs",
                                               "--reports-dir", str(drill_suite.path / "reports"))
     result.assert_outcomes(passed=1, skipped=2)
-    result.stdout.fnmatch_lines(["*Method 2: Git Revert + Redeploy reverts the test change's commit*Method 1 only*",
-                                 "*Method 3: Emergency Manual Deploy reverts the test change's commit*Method 1 only*"])
+    result.stdout.fnmatch_lines([
+        "*Method 2: Git Revert + Redeploy reverts or checks out the test change's commit*(local) is a copy*Method 1 only*",
+        "*Method 3: Emergency Manual Deploy reverts or checks out the test change's commit*(local) is a copy*Method 1 only*",
+    ])
     stable = workers.get_version(stable_id)
     new = [v for v in workers.versions if v.id not in before]
     for version in new:  # the worker's code was never replaced: every version the drill made is the stable code
@@ -208,6 +214,16 @@ def test_a_real_worker_is_drilled_through_copies_of_its_known_stable_version(dri
     assert record["rollback"]["method_id"] == "api_rollback" and record["rollback"]["version_id"] == copy.id
     assert workers.serving_deployment().versions == [(copy.id, 100)]
     assert_healed(outer)
+
+
+def test_only_method_1_is_drilled_on_a_real_worker_and_all_three_on_a_synthetic_one():
+    real = resolve_target("staging", env={})
+    assert not real.synthetic_worker
+    assert method_unavailable(real, "api_rollback") is None
+    for method in ("git_revert", "emergency_deploy"):
+        reason = method_unavailable(real, method)
+        assert reason is not None and METHODS[method].name in reason and "(staging) is a copy" in reason
+        assert method_unavailable(replace(real, synthetic_worker=True), method) is None
 
 
 def test_a_target_without_its_kv_namespace_is_refused_naming_what_is_missing(drill_suite: pytest.Pytester,

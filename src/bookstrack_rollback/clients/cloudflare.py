@@ -17,7 +17,15 @@ from urllib.parse import quote
 import httpx
 
 from ..config.secret import Secret
-from .errors import DEFAULT_TIMEOUT, ApiRefused, AuthRefused, BadAnswer, NotFound, RateLimited, mapped_errors
+from .errors import (
+    DEFAULT_TIMEOUT,
+    ApiRefused,
+    AuthRefused,
+    BadAnswer,
+    NotFound,
+    RateLimited,
+    mapped_errors,
+)
 
 SECRETS_CHANGED = 10220
 
@@ -94,6 +102,14 @@ class WorkerCode:
             elif a.content != b.content:
                 found.append(f"module {name!r} differs ({len(a.content)} vs {len(b.content)} bytes)")
         return found
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    """An error answer's JSON body, or None when it is not JSON (a proxy's HTML page, say)."""
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
 
 
 def _parse_worker_code(what: str, content_type: str, entrypoint: str | None, body: bytes) -> WorkerCode:
@@ -323,11 +339,7 @@ class CloudflareApi:
         what = f"get the code of version {version_id}"
         response = await self._send("GET", f"{self._script}/content/v2", what, params={"version": version_id})
         if response.status_code >= 400:
-            try:
-                body = response.json()
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                body = None
-            raise self._refusal(what, response, body)
+            raise self._refusal(what, response, _json_or_none(response))
         return _parse_worker_code(what, response.headers.get("content-type", ""),
                                   response.headers.get("cf-entrypoint"), response.content)
 
@@ -337,10 +349,7 @@ class CloudflareApi:
         response = await self._send("POST", f"/accounts/{self.account_id}/analytics_engine/sql", what,
                                     content=query.encode(), headers={"Content-Type": "text/plain"})
         if response.status_code >= 400:
-            try:
-                body = response.json()
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                body = None
+            body = _json_or_none(response)
             if isinstance(body, dict) and "errors" in body:
                 raise self._refusal(what, response, body)
             raise ApiRefused(f"{what}: HTTP {response.status_code}: {response.text[:200].strip()}",
@@ -362,11 +371,7 @@ class CloudflareApi:
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
-            try:
-                body = response.json()
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                body = None
-            raise self._refusal(f"read KV key {key!r}", response, body)
+            raise self._refusal(f"read KV key {key!r}", response, _json_or_none(response))
         return response.content
 
     async def kv_put(self, namespace_id: str, key: str, value: bytes) -> None:

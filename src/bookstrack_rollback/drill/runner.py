@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import zlib
-from datetime import datetime, timezone
 import tempfile
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,13 +27,13 @@ from ..comms import (
     RecoveryFacts,
     RecoveryMeasures,
     StatusState,
-    preserve_tail_logs,
     TimelineEntry,
     back_to_normal,
+    preserve_tail_logs,
     render_postmortem,
     spike_reason,
 )
-from ..config import SuiteSettings
+from ..config import SuiteSettings, Target
 from ..faults import RUNTIME_FLAG_KEY
 from ..stats import Rate, quantile
 from ..triage.decision import Action
@@ -43,7 +43,15 @@ from ..verdicts import Verdict
 from .lock import DrillRefused, release_lock, take_lock
 from .methods import METHODS, RollbackContext, RollbackError
 from .notify import Notifier
-from .record import ERROR, FAILED, INTERRUPTED, PASSED, DrillRecord, Measures, RecordStore
+from .record import (
+    ERROR,
+    FAILED,
+    INTERRUPTED,
+    PASSED,
+    DrillRecord,
+    Measures,
+    RecordStore,
+)
 from .scenarios import Scenario
 from .signals import SignalFeed
 from .verification import all_passed, judge_recovery
@@ -57,6 +65,17 @@ BASELINE_MIN = 2.5  # runbook minutes of signals before the deploy: enough to sh
 
 class DrillError(Exception):
     """The drill could not run (refused, or the target could not be prepared)."""
+
+
+def method_unavailable(target: Target, method_id: str) -> str | None:
+    """Why ``method_id`` cannot be drilled on ``target`` (a sentence), or None when it can. Methods 2
+    and 3 need the test change as a commit of the drill's own worker repository: only a synthetic
+    worker has one; a real worker's test change is a copy of its known stable version."""
+    if target.synthetic_worker or method_id == "api_rollback":
+        return None
+    return (f"{METHODS[method_id].name} reverts or checks out the test change's commit in the worker's "
+            f"repository, but the test change of a real worker ({target.name}) is a copy of its known stable "
+            "version with FAULT_PROFILE set (no commit): it is drilled with Method 1 only")
 
 
 @dataclass(frozen=True)
@@ -119,11 +138,9 @@ class DrillRunner:
             raise DrillError(f"{target.describe()}: a drill needs the Cloudflare API and the worker's KV namespace; "
                              f"missing: {', '.join(missing)} (set them in {target.source} or the environment; "
                              "README, \"Drilling the real staging\")")
-        if not target.synthetic_worker and self.method_id != "api_rollback":
-            raise DrillError(f"{target.describe()}: {METHODS[self.method_id].name} reverts or checks out the test "
-                             "change's commit in the worker's repository, but a real worker's test change is a "
-                             "copy of its known stable version with FAULT_PROFILE set (no commit): drill it with "
-                             "Method 1 (api_rollback)")
+        not_here = method_unavailable(target, self.method_id)
+        if not_here:
+            raise DrillError(f"{target.describe()}: {not_here}")
         if target.is_production and not self.options.allow_production:
             raise DrillError("refusing to drill production: drills inject faults; pass the explicit override "
                              "(--drill-allow-production) only if you mean it")
@@ -239,12 +256,13 @@ class DrillRunner:
         if run.repo is not None:
             version, _ = await run.repo.deploy(run.api, tag=old.tag,
                                                message=f"Redeploy of the known stable {old.label} from git")
+            run.known_stable = await run.api.version(version.id)  # with its bindings
             how = "redeployed it from git"
-        else:
-            version = await self._copy(run, old, {}, tag=old.tag or "known stable",
-                                       message=f"Re-upload of the known stable {old.label}, to keep it rollbackable")
+        else:  # the copy is already read back, bindings included
+            run.known_stable = await self._copy(run, old, {}, tag=old.tag or "known stable",
+                                                message=f"Re-upload of the known stable {old.label}, to keep it "
+                                                "rollbackable")
             how = "uploaded a copy of it (same code and bindings, not deployed)"
-        run.known_stable = await run.api.version(version.id)
         self.record.healed.append(f"the known stable {old.label} was about to leave the {margin + 2} versions that "
                                   f"can be rolled back to: {how} as {run.known_stable.label}")
 
@@ -535,4 +553,5 @@ def run_drill(settings: SuiteSettings, scenario: Scenario, method_id: str, optio
     return asyncio.run(DrillRunner(settings, scenario, method_id, options, progress).run())
 
 
-__all__ = ["DrillError", "DrillOptions", "DrillRefused", "DrillRunner", "run_drill", "series"]
+__all__ = ["DrillError", "DrillOptions", "DrillRefused", "DrillRunner", "method_unavailable", "run_drill",
+           "series"]

@@ -40,7 +40,7 @@ class VersionUpload:
     compatibility_flags: tuple[str, ...]
     keep_bindings: tuple[str, ...]
 
-    def bindings_keeping(self, latest: Version | None, versions: Callable[[str], Version | None], *,
+    def resolve_bindings(self, latest: Version | None, versions: Callable[[str], Version | None], *,
                          strict: bool = False) -> list[dict[str, Any]]:
         """The bindings as the new version holds them. An ``inherit`` binding is the binding named
         ``old_name`` (default: its own name) of version ``version_id`` (default, or ``"latest"``: the

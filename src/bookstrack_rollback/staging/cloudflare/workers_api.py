@@ -144,7 +144,7 @@ class WorkersApi:
         upload = await parse_version_upload(request)
         latest = workers.versions_newest_first()[0] if workers.versions else None
         version = workers.upload(
-            bindings=upload.bindings_keeping(latest, workers.get_version, strict=_strict_inherit(request)),
+            bindings=upload.resolve_bindings(latest, workers.get_version, strict=_strict_inherit(request)),
             annotations=upload.annotations,
             main_module=upload.main_module,
             modules=upload.modules,
