@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json
 DEADLINE ?= 1800
 PORT ?= 8787
 
-.PHONY: help venv clients browser test drill verify staging bench clean
+.PHONY: help venv clients browser test drill verify staging bench bench-real-time clean
 
 help:
 	@echo "make drill    run the suites against the embedded staging (the main job)"
@@ -22,6 +22,7 @@ help:
 	@echo "make staging  serve the embedded staging on 127.0.0.1:$(PORT) (Ctrl-C to stop)"
 	@echo "make clients  install the real Cloudflare clients checked by the compatibility tests"
 	@echo "make bench    run the benchmarks and print their figures"
+	@echo "make bench-real-time   pytest -m verify at time scale 1 against the embedded staging (~10 minutes)"
 	@echo "make clean    remove the virtual environment, node_modules and reports"
 
 $(STAMP): pyproject.toml
@@ -48,8 +49,9 @@ browser:
 		{ apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; } || \
 		echo "chromium could not be installed: the browser checks will say so"; }
 
+# the selftests need no embedded staging of their own (-p no:bookstrack): the runs they start load the plugin
 test: clients browser
-	timeout $(DEADLINE) $(BIN)/python -m pytest selftests -n 2 --dist loadgroup -q
+	timeout $(DEADLINE) $(BIN)/python -m pytest selftests -n 2 --dist loadgroup -q -p no:bookstrack
 
 # verify and triage against the healthy embedded staging, then the whole drill matrix, then the reports
 # (the pytest result is the target's result; the reports are written whatever it was).
@@ -78,10 +80,14 @@ verify: venv
 		$(if $(EXPECT_VERSION),--expect-version $(EXPECT_VERSION)) --alluredir=reports/allure-results -p no:cacheprovider
 
 staging: venv
-	$(BIN)/python -m bookstrack_rollback.staging --port $(PORT)
+	$(BIN)/python -m bookstrack_rollback.staging --port $(PORT) --users-rate 20
 
 bench: venv
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/bench_*.py; do [ $$b = benchmarks/bench_real_time.py ] && continue; \
+		echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+bench-real-time: venv
+	$(BIN)/python benchmarks/bench_real_time.py
 
 clean:
 	rm -rf $(VENV) node_modules reports/allure-results reports/allure-report reports/drills

@@ -1,6 +1,3 @@
-"""Root conftest: the suite's options, markers and fixtures (see ``fixtures/``).
-
-Markers (registered in pyproject.toml, strict): ``verify``, ``triage``, ``drill``.
-"""
-
-pytest_plugins = ["fixtures.targets", "fixtures.verify", "fixtures.drill", "fixtures.triage"]
+"""The root conftest stays thin: the suite's options, markers, fixtures, report header and deadlines
+come from its pytest plugin (``bookstrack_rollback.pytest_plugin``, entry point ``bookstrack``), so
+they are there whatever the rootdir or the working directory. ``fixtures/`` holds the suites' helpers."""

@@ -20,7 +20,7 @@ import pytest
 from bookstrack_rollback.drill.record import PASSED
 from bookstrack_rollback.drill.runner import method_unavailable, run_drill
 from bookstrack_rollback.drill.scenarios import load_scenarios
-from fixtures.verify import DRILL_RECORDS
+from bookstrack_rollback.pytest_plugin.settings import DRILL_RECORDS
 
 pytestmark = [pytest.mark.drill, pytest.mark.xdist_group(name="drill-target")]
 

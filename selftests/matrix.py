@@ -36,6 +36,7 @@ class Scenario:
     name: str
     fault: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    users: dict[str, Any] = field(default_factory=dict)  # the staging's users' traffic (PUT /__staging/users)
     deploy: dict[str, str] = field(default_factory=dict)
     expect: dict[str, str] = field(default_factory=dict)
 
@@ -53,11 +54,14 @@ def load_scenarios() -> list[Scenario]:
 
 
 def apply_scenario(target: Target, scenario: Scenario) -> None:
-    """Inject the scenario into an embedded staging: runtime fault, config knobs, or a deploy."""
+    """Inject the scenario into an embedded staging: runtime fault, config knobs, users' traffic, or a
+    deploy."""
     assert target.base_url is not None
     with httpx.Client(base_url=target.base_url, timeout=10, trust_env=False) as admin:
         if scenario.config:
             admin.patch("/__staging/config", json=scenario.config).raise_for_status()
+        if scenario.users:
+            admin.put("/__staging/users", json=scenario.users).raise_for_status()
         if scenario.fault:
             admin.put("/__staging/faults", content=json.dumps(scenario.fault)).raise_for_status()
     if scenario.deploy:
@@ -95,14 +99,12 @@ INNER_CONFTEST = '''
 import json
 import pytest
 
-pytest_plugins = ["fixtures.targets", "fixtures.verify"]
-
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):
     if hasattr(config, "workerinput"):
         return
-    from fixtures.targets import SETTINGS
+    from bookstrack_rollback.pytest_plugin.settings import SETTINGS
     from matrix import Scenario, apply_scenario
 
     apply_scenario(config.stash[SETTINGS].target, Scenario(**json.loads({spec!r})))
@@ -111,5 +113,5 @@ def pytest_configure(config):
 
 def inner_conftest(scenario: Scenario) -> str:
     spec = json.dumps({"name": scenario.name, "fault": scenario.fault, "config": scenario.config,
-                       "deploy": scenario.deploy})
+                       "users": scenario.users, "deploy": scenario.deploy})
     return INNER_CONFTEST.format(spec=spec)

@@ -22,8 +22,9 @@ def run_verify(suite: pytest.Pytester, conftest: str, *args: str) -> tuple[dict[
     suite.makeconftest(conftest)
     suite.makepyfile(test_verify=VERIFY_TESTS)
     junit = suite.path / "junit.xml"
+    # at time scale 0.01 the run's window (10 runbook minutes) is 6 s
     result = suite.runpytest_subprocess("-m", "verify", f"--junitxml={junit}", "-p", "no:cacheprovider",
-                                        "-p", "no:randomly", *args)
+                                        "-p", "no:randomly", "--time-scale", "0.01", *args)
     assert junit.exists(), result.stdout.str()[-3000:]
     return verdicts_from_junit(junit), result
 

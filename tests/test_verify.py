@@ -23,7 +23,7 @@ SEARCH_ENDPOINTS = [e for e in DEFAULT_ENDPOINTS if e.is_search]
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "canary" in metafunc.fixturenames:
-        from fixtures.targets import SETTINGS
+        from bookstrack_rollback.pytest_plugin.settings import SETTINGS
 
         canaries = metafunc.config.stash[SETTINGS].target.canaries
         metafunc.parametrize("canary", canaries or [pytest.param(None, id="none-configured")],

@@ -20,8 +20,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from .errors import BadAnswer, RateLimited, TargetError, mapped_errors
 
-OK, CLIENT_ERROR, SERVER_ERROR, TIMEOUT, UNREACHABLE, BAD_ANSWER = (
-    "ok", "client_error", "server_error", "timeout", "unreachable", "bad_answer")
+OK, DEGRADED, CLIENT_ERROR, SERVER_ERROR, TIMEOUT, UNREACHABLE, BAD_ANSWER = (
+    "ok", "degraded", "client_error", "server_error", "timeout", "unreachable", "bad_answer")
+PATHS = {"health": "/health", "title": "/v1/search/title", "isbn": "/v1/search/isbn",
+         "advanced": "/v1/search/advanced"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,9 @@ class ProbeSample:
     at: float  # epoch seconds when the request started
     endpoint: str  # "health" | "title" | "isbn" | "advanced"
     label: str  # e.g. "title:hamlet"
-    outcome: str  # ok | client_error | server_error | timeout | unreachable | bad_answer
+    # ok | degraded (a 200 /health whose status is not "ok") | client_error | server_error | timeout |
+    # unreachable | bad_answer
+    outcome: str
     status: int | None
     latency_ms: float
     cached: bool | None = None
@@ -42,7 +46,14 @@ class ProbeSample:
 
     @property
     def is_error(self) -> bool:
-        return self.outcome != OK
+        """The request failed, or its answer cannot be used. A degraded /health answered: the health
+        check judges it, the error rates do not count it."""
+        return self.outcome not in (OK, DEGRADED)
+
+    @property
+    def path(self) -> str:
+        """The request's path, as the target's telemetry records it (``blob1``)."""
+        return PATHS[self.endpoint]
 
     @property
     def is_server_error(self) -> bool:
@@ -95,7 +106,7 @@ def _classify(endpoint: str, label: str, started: float, latency_ms: float,
             health = parse_health(body)
         except BadAnswer as exc:
             return ProbeSample(started, endpoint, label, BAD_ANSWER, status, latency_ms, detail=str(exc))
-        outcome = OK if health.status == "ok" else BAD_ANSWER
+        outcome = OK if health.status == "ok" else DEGRADED
         return ProbeSample(started, endpoint, label, outcome, status, latency_ms,
                            detail=f"status {health.status!r}, version {health.version!r}")
     data = body.get("data") if isinstance(body, dict) else None

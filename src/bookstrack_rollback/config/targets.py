@@ -27,6 +27,8 @@ ENV_TIME_SCALE = "BOOKSTRACK_TIME_SCALE"
 ENV_TOKEN = "CLOUDFLARE_API_TOKEN"
 ENV_ACCOUNT = "CLOUDFLARE_ACCOUNT_ID"
 ENVIRONMENTS = ("staging", "production", "unknown")
+DEFAULT_MAX_PROBE_RATE = 2.0  # a target nobody described gets the polite rate production gets
+EMBEDDED_MAX_PROBE_RATE = 500.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Target:
     canaries: tuple[tuple[str, str], ...] = ()  # KV keys and the values they must keep
     request_ws_token: bool = False  # may verify create an enrichment job to get a socket token?
     analytics_lag_s: float = 30.0  # how long a data point takes to show in Analytics Engine SQL
+    max_probe_rate: float = DEFAULT_MAX_PROBE_RATE  # the suite never probes this target faster (requests/s)
     # drills deploy a small synthetic worker (its own git repository): only for emulated targets
     synthetic_worker: bool = False
 
@@ -139,8 +142,8 @@ def load_targets(path: str | Path | None = None) -> tuple[dict[str, dict[str, An
 
 _ENTRY_KEYS = {"base_url", "cloudflare_api_url", "worker", "environment", "kv_namespace_id",
                "datasets", "time_scale", "account_id", "known_stable", "canaries", "request_ws_token",
-               "analytics_lag_s", "synthetic_worker"}
-_EMBEDDED_KEYS = {"time_scale", "known_stable", "canaries", "request_ws_token", "analytics_lag_s"}
+               "analytics_lag_s", "synthetic_worker", "max_probe_rate"}
+_EMBEDDED_KEYS = {"time_scale", "known_stable", "canaries", "request_ws_token", "analytics_lag_s", "max_probe_rate"}
 
 
 def _verification_values(entry: dict[str, Any], where: str) -> dict[str, Any]:
@@ -168,6 +171,12 @@ def _verification_values(entry: dict[str, Any], where: str) -> dict[str, Any]:
         if isinstance(lag, bool) or not isinstance(lag, (int, float)) or not 0 <= lag <= 600:
             raise ConfigError(f"{where}: analytics_lag_s must be 0 to 600 seconds, got {lag!r}")
         values["analytics_lag_s"] = float(lag)
+    if "max_probe_rate" in entry:
+        rate = entry["max_probe_rate"]
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1000:
+            raise ConfigError(f"{where}: max_probe_rate must be above 0 and at most 1000 requests per second, "
+                              f"got {rate!r}")
+        values["max_probe_rate"] = float(rate)
     return values
 
 
@@ -225,7 +234,7 @@ def resolve_target(
             account_id=None, worker=None, token=Secret(""), kv_namespace_id=None,
             datasets=Datasets(), time_scale=DEFAULT_TIME_SCALE_EMBEDDED, embedded=True,
             source="the embedded staging, started by the suite", request_ws_token=True, analytics_lag_s=0.0,
-            synthetic_worker=True,
+            synthetic_worker=True, max_probe_rate=EMBEDDED_MAX_PROBE_RATE,
         )
         entry = entries.get(EMBEDDED, {})
         unknown = sorted(set(entry) - _EMBEDDED_KEYS)

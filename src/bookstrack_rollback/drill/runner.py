@@ -61,6 +61,7 @@ from .worker_repo import FAULT_PROFILE_VAR, WorkerRepo
 MIGRATION_KEY = "migration/in-progress"
 TICK_S = 0.2
 BASELINE_MIN = 2.5  # runbook minutes of signals before the deploy: enough to show a 5% rate clean
+CLEANUP_WAIT_S = 15.0  # how long cleanup waits for the signal tasks to finish
 
 
 class DrillError(Exception):
@@ -494,7 +495,7 @@ class DrillRunner:
         try:
             run.stop.set()
             if run.tasks:
-                done, pending = await asyncio.wait(run.tasks, timeout=15)
+                done, pending = await asyncio.wait(run.tasks, timeout=CLEANUP_WAIT_S)
                 for task in pending:
                     task.cancel()
                 for task in done:

@@ -19,11 +19,11 @@ SEARCHES = Endpoint("all searches", "title", 1)
 
 
 def _plan(runbook: Runbook, window_s: float, expected: str, seed: int) -> VerifyPlan:
-    return VerifyPlan(window_s=window_s, cache_window_s=window_s, probe_rate=1.0, endpoints=(SEARCHES,),
-                      latency_samples=0, min_samples=runbook.statistics.min_samples,
-                      confidence=runbook.statistics.confidence, expected_version=expected,
-                      expected_from="the drill's rollback", ws_sessions=0, ws_timeout_s=5.0,
-                      request_timeout_s=5.0, analytics_lag_s=0.0, seed=seed)
+    return VerifyPlan(window_s=window_s, runbook_window_min=0.0, probe_rate=1.0, probe_rate_from="the drill's feed",
+                      max_probe_rate=1.0, endpoints=(SEARCHES,), latency_samples=0,
+                      min_samples=runbook.statistics.min_samples, confidence=runbook.statistics.confidence,
+                      expected_version=expected, expected_from="the drill's rollback", ws_sessions=0,
+                      ws_timeout_s=5.0, request_timeout_s=5.0, analytics_lag_s=0.0, seed=seed)
 
 
 def _handshakes(ws: list[WsSession]) -> CheckResult:

@@ -9,8 +9,9 @@ import sys
 import uvicorn
 
 from .app import create_app
-from .server import StagingStartError, bind_socket, uvicorn_config
+from .server import StagingStartError, bind_socket, serve, uvicorn_config
 from .state import DEFAULT_TOKEN, Staging, StagingConfig
+from .users import MAX_RATE, UsersTraffic, UsersTrafficError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -31,8 +32,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="/health reports the serving version's tag, or production's constant 1.0.0")
     parser.add_argument("--no-telemetry", action="store_true",
                         help="write no Analytics Engine data points or tail events (only to measure their cost)")
+    parser.add_argument("--users-rate", type=float, default=0.0, metavar="N",
+                        help=f"the staging's own users send N searches per second to it, Poisson "
+                             f"arrivals (0 to {MAX_RATE:g}; default 0: no users)")
+    parser.add_argument("--users-popular-share", type=float, default=UsersTraffic.popular_share, metavar="F",
+                        help="share of the users' searches that ask a popular, cached query "
+                             f"(0 to 1; default {UsersTraffic.popular_share:g})")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     return parser.parse_args(argv)
+
+
+def users_line(users: UsersTraffic) -> str:
+    if users.rate <= 0.0:
+        return "off (--users-rate 0; PUT /__staging/users to start it)"
+    return f"{users.rate:g} requests/s, {users.popular_share:.0%} popular searches"
 
 
 def banner(config: StagingConfig, base_url: str) -> str:
@@ -44,6 +57,7 @@ def banner(config: StagingConfig, base_url: str) -> str:
         f"  worker name:             {config.worker_name}",
         f"  KV namespace id:         {config.kv_namespace_id}",
         f"  development token:       {config.token}",
+        f"  users' traffic:          {users_line(config.users)}",
         f"  admin:                   {base_url}/__staging/info",
         "For wrangler:",
         f"  export CLOUDFLARE_API_BASE_URL={base_url}/client/v4 CLOUDFLARE_ACCOUNT_ID={config.account_id} "
@@ -56,9 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.port <= 65535:
         print(f"error: --port must be 0..65535, got {args.port}", file=sys.stderr)
         return 2
+    try:
+        users = UsersTraffic(rate=args.users_rate, popular_share=args.users_popular_share)
+    except UsersTrafficError as exc:
+        print(f"error: users' traffic: {exc} (--users-rate {args.users_rate:g}, "
+              f"--users-popular-share {args.users_popular_share:g})", file=sys.stderr)
+        return 2
     config = StagingConfig(
         seed=args.seed, token=args.token, ingestion_lag_s=args.ingestion_lag, health_shape=args.health_shape,
-        telemetry=not args.no_telemetry,
+        telemetry=not args.no_telemetry, users=users,
     )
     try:
         sock = bind_socket("127.0.0.1", args.port)
@@ -68,10 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     staging = Staging(config)
     staging.books.catalogue  # generate the catalogue now, not during the first search
-    server = uvicorn.Server(uvicorn_config(create_app(staging), log_level=args.log_level))
+    app = create_app(staging)
+    server = uvicorn.Server(uvicorn_config(app, log_level=args.log_level))
     print(banner(config, base_url), flush=True)
     try:
-        asyncio.run(server.serve(sockets=[sock]))
+        asyncio.run(serve(server, sock, staging, app))
     except KeyboardInterrupt:
         pass
     finally:

@@ -1,6 +1,6 @@
 """Admin routes, under their own prefix and never part of an emulated API: reset, seed, runtime
-faults (the KV flag), configuration knobs, the request log, and the webhook sink that a drill's
-notifications go to (ROLLBACK_PROCEDURE.md, "Communication Procedures")."""
+faults (the KV flag), configuration knobs, the users' traffic (users.py), the request log, and the
+webhook sink that a drill's notifications go to (ROLLBACK_PROCEDURE.md, "Communication Procedures")."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from starlette.routing import BaseRoute, Route
 
 from ..faults import FaultProfileError, parse_fault_profile
 from .state import RUNTIME_FAULT_KEY, Staging
+from .users import UsersTrafficError, users_from_dict
 from .webhook_sink import MAX_BODY_BYTES
 
 PREFIX = "/__staging"
-_TUNABLE = {"ingestion_lag_s": float, "health_shape": str}
+_TUNABLE = {"ingestion_lag_s": float, "health_shape": str, "health_status": str}
+_HEALTH_STATUSES = ("ok", "degraded")
 _CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
 
@@ -46,9 +48,16 @@ def describe(staging: Staging, base_url: str = "") -> dict[str, Any]:
         "seed": config.seed,
         "ingestion_lag_s": config.ingestion_lag_s,
         "health_shape": config.health_shape,
+        "health_status": config.health_status,
+        "users": config.users.to_dict(),
         "serving_deployment": serving.id,
         "serving_versions": [{"version_id": v, "percentage": p} for v, p in serving.versions],
     }
+
+
+def users_answer(staging: Staging) -> dict[str, Any]:
+    """The users' traffic in force and what the users sent and got back since the last reset."""
+    return {"users": staging.config.users.to_dict(), "counters": staging.users.counters.to_dict()}
 
 
 def routes(staging: Staging) -> list[BaseRoute]:
@@ -86,6 +95,8 @@ def routes(staging: Staging) -> list[BaseRoute]:
                 return _problem(400, f"{key} must be a {kind.__name__}, got {value!r}")
         if changes.get("health_shape", "version") not in ("version", "constant"):
             return _problem(400, "health_shape must be 'version' or 'constant'")
+        if changes.get("health_status", "ok") not in _HEALTH_STATUSES:
+            return _problem(400, f"health_status must be 'ok' or 'degraded', got {changes['health_status']!r}")
         staging.config = staging.config.with_overrides(**changes)
         return JSONResponse(describe(staging, str(request.base_url).rstrip("/")))
 
@@ -104,6 +115,18 @@ def routes(staging: Staging) -> list[BaseRoute]:
         staging.kv.put_own(RUNTIME_FAULT_KEY, profile.to_json().encode())
         staging.books.on_runtime_fault(profile)
         return JSONResponse({"runtime": profile.to_dict()})
+
+    async def users(request: Request) -> Response:
+        """GET: the users' traffic and counters; PUT: replace the traffic (400 changes nothing)."""
+        if request.method == "PUT":
+            try:
+                traffic = users_from_dict(await _json_body(request))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                return _problem(400, f"the users body is not JSON: {exc}")
+            except UsersTrafficError as exc:
+                return _problem(400, str(exc))
+            staging.users.configure(traffic)
+        return JSONResponse(users_answer(staging))
 
     async def requests_log(request: Request) -> Response:
         try:
@@ -169,6 +192,7 @@ def routes(staging: Staging) -> list[BaseRoute]:
         Route(f"{PREFIX}/reset", reset, methods=["POST"]),
         Route(f"{PREFIX}/config", config, methods=["GET", "PATCH"]),
         Route(f"{PREFIX}/faults", faults, methods=["GET", "PUT", "DELETE"]),
+        Route(f"{PREFIX}/users", users, methods=["GET", "PUT"]),
         Route(f"{PREFIX}/requests", requests_log, methods=["GET"]),
         Route(f"{PREFIX}/webhooks", webhook_list, methods=["GET"]),
         Route(f"{PREFIX}/webhooks/{{channel}}", webhook_post, methods=["POST"]),

@@ -1,18 +1,22 @@
 """Serve the embedded staging on a real socket: in a thread (fixtures) or in the foreground (CLI).
 
 uvicorn runs the ASGI app; the socket is bound by us first (port 0 picks an ephemeral port) so the
-address is known before the server starts, and readiness is signalled by uvicorn's ``started``.
+address is known before the server starts, and readiness is signalled by uvicorn's ``started``. The
+staging's users (users.py) send their requests from a task in the same event loop, started with the
+server and cancelled once it has stopped (:func:`serve`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
 from dataclasses import dataclass
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from .app import create_app
 from .state import Staging, StagingConfig
@@ -49,6 +53,18 @@ def uvicorn_config(app: object, log_level: str = "warning") -> uvicorn.Config:
         access_log=False,
         timeout_graceful_shutdown=2,
     )
+
+
+async def serve(server: uvicorn.Server, sock: socket.socket, staging: Staging, app: ASGIApp) -> None:
+    """uvicorn's ``serve`` on ``sock`` with the staging's users sending their requests to ``app``
+    meanwhile; the users' task is cancelled and awaited once the server has stopped."""
+    users = asyncio.create_task(staging.users.run(app), name="bookstrack-users")
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        users.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await users
 
 
 @dataclass
@@ -99,12 +115,13 @@ def start_in_thread(
     staging.books.catalogue  # generate the catalogue now, not during the first search
     sock = bind_socket(host, port)
     actual_port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(create_app(staging)))
+    app = create_app(staging)
+    server = uvicorn.Server(uvicorn_config(app))
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            asyncio.run(server.serve(sockets=[sock]))
+            asyncio.run(serve(server, sock, staging, app))
         except BaseException as exc:  # reported to the starter below
             failure.append(exc)
         finally:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from ..faults import RUNTIME_FLAG_KEY
+from .users import UsersGenerator, UsersTraffic
 
 
 DEFAULT_TOKEN = "bookstrack-staging-dev-token"
@@ -43,12 +44,16 @@ class StagingConfig:
     ingestion_lag_s: float = 0.0
     # /health: "version" reports the serving version's workers/tag; "constant" answers like production
     health_shape: str = "version"
+    # /health's status in both shapes: "ok" or "degraded"
+    health_status: str = "ok"
     catalogue_size: int = 500
     # Analytics Engine data points and tail events per request; off only to measure their cost
     telemetry: bool = True
     # Cloudflare API rate limit: 1200 requests per 5 minutes per user (contract/cloudflare-api.md)
     api_rate_limit: int = 1200
     api_rate_window_s: float = 300.0
+    # the staging's own users (users.py): off by default
+    users: UsersTraffic = UsersTraffic()
 
     def with_overrides(self, **changes: object) -> "StagingConfig":
         return replace(self, **changes)
@@ -142,10 +147,12 @@ class Staging:
     def __init__(self, config: StagingConfig | None = None, clock: Clock | None = None) -> None:
         self.config = config or StagingConfig()
         self.clock = clock or Clock()
+        self.users = UsersGenerator(self)  # sends only while the server runs it (server.py)
         self.reset()
 
     def reset(self, seed: int | None = None) -> None:
-        """Forget everything: versions, deployments, KV, analytics, tails, caches, jobs, faults."""
+        """Forget everything: versions, deployments, KV, analytics, tails, caches, jobs, faults, the
+        users' counters. The configuration (the users' traffic included) is kept."""
         # Imported here so that each part can import this module for the types above.
         from .analytics.store import AnalyticsStore
         from .bookstrack.models import BooksTrack
@@ -177,3 +184,4 @@ class Staging:
         self.workers = WorkersModel(self)
         self.books = BooksTrack(self)
         self.webhooks = WebhookSink()
+        self.users.forget()

@@ -95,7 +95,7 @@ async def observe(settings: SuiteSettings, *, probe_rate: float | None = None,
             notes.append("Analytics Engine holds too little traffic from before the deployment to compare")
         detector = Detector(settings.runbook, settings.time_scale, deployed_at=deployed_at, baseline=baseline)
         stop = asyncio.Event()
-        rate = probe_rate or probe_rate_for(settings.time_scale)
+        rate = probe_rate or min(probe_rate_for(settings.time_scale), target.max_probe_rate)
         feed = SignalFeed(target, api, detector, rate=rate, seed=settings.seed, handshakes_per_s=rate * 0.16,
                           canary_every_s=settings.seconds(0.5))
         task = asyncio.create_task(feed.run(stop))

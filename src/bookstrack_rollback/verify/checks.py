@@ -6,14 +6,16 @@ REALITY.md shows the step would pass a broken service or fail a healthy one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 
+from ..clients.bookstrack import OK
 from ..config import Runbook
-from ..stats import Judgement, Rate, judge_above, judge_below, quantile, threshold_percent
+from ..stats import Judgement, Rate, judge_above, judge_below, percent, quantile, threshold_percent
 from ..verdicts import CheckResult, checker_error, failed, inconclusive, passed
 
 from .evidence import Evidence
 from .plan import Endpoint
+from .traffic import Counts, TrafficSplit
 
 STARVED_SHARE = 0.1  # a checker whose loop lags more than this share of a latency threshold cannot judge it
 QUIRK_DOUBLE1 = "double1_500"
@@ -36,82 +38,43 @@ def _window(evidence: Evidence) -> str:
 
 # --- signal sanity (decides whether analytics may be trusted) --------------------------------------
 
-@dataclass(frozen=True)
-class Sanity:
-    quirks: tuple[str, ...]
-    notes: tuple[str, ...]
-    lagging: bool  # analytics saw too few of the probes' requests yet
-
-    @property
-    def errors_trustworthy(self) -> bool:
-        return not self.lagging and QUIRK_DOUBLE1 not in self.quirks and "error-rate" not in self.notes_kinds
-
-    @property
-    def cache_trustworthy(self) -> bool:
-        return not self.lagging and QUIRK_BLOB3 not in self.quirks and "cache" not in self.notes_kinds
-
-    @property
-    def notes_kinds(self) -> set[str]:
-        return {note.split(":", 1)[0] for note in self.notes}
+def _quirks(traffic: TrafficSplit) -> tuple[str, ...]:
+    """The production quirks (REALITY.md) that the telemetry's shortfalls match."""
+    found = []
+    seen = traffic.all
+    if any(s.column == "status" for s in traffic.shortfalls) and seen.server_errors >= 0.9 * seen.requests:
+        found.append(QUIRK_DOUBLE1)
+    if any(s.measure == "hits" for s in traffic.shortfalls) and seen.hits == 0:
+        found.append(QUIRK_BLOB3)
+    return tuple(found)
 
 
-def _disagree(a: Rate, b: Rate, confidence: float, margin: float = 0.10) -> bool:
-    """Two rates disagree beyond noise: their intervals do not overlap and they differ by > margin."""
-    if a.total == 0 or b.total == 0:
-        return False
-    (a_low, a_high), (b_low, b_high) = a.interval(confidence), b.interval(confidence)
-    apart = a_high < b_low or b_high < a_low
-    return apart and abs(a.value - b.value) > margin
-
-
-def sanity(evidence: Evidence) -> Sanity:
-    analytics, samples, conf = evidence.analytics, evidence.samples, evidence.plan.confidence
-    if analytics is None or not samples:
-        return Sanity((), (), lagging=False)
-    lagging = analytics.requests < 0.5 * len(samples)
-    probe_errors = Rate(sum(s.is_error for s in samples), len(samples))
-    probe_5xx = Rate(sum(s.is_server_error for s in samples), len(samples))
-    answered = [s for s in samples if not s.is_error]
-    probe_hits = Rate(sum(bool(s.cached) for s in answered), len(answered))
-    seen_errors = Rate(min(analytics.errors, analytics.requests), analytics.requests)
-    seen_5xx = Rate(min(analytics.server_errors, analytics.requests), analytics.requests)
-    seen_hits = Rate(min(analytics.hits, analytics.answered), analytics.answered)
-    quirks: list[str] = []
-    notes: list[str] = []
-    if not lagging and _disagree(seen_5xx, probe_5xx, conf):
-        if seen_5xx.value >= 0.9 and probe_5xx.value < 0.1:
-            quirks.append(QUIRK_DOUBLE1)
-        notes.append(f"error-rate: analytics reads {seen_5xx.describe('5xx rate')} while the probes saw "
-                     f"{probe_5xx.describe('5xx rate')}")
-    elif not lagging and _disagree(seen_errors, probe_errors, conf):
-        notes.append(f"error-rate: analytics reads {seen_errors.describe('error rate')} while the probes saw "
-                     f"{probe_errors.describe('error rate')}")
-    if not lagging and _disagree(seen_hits, probe_hits, conf):
-        if seen_hits.events == 0 and probe_hits.value >= 0.3:
-            quirks.append(QUIRK_BLOB3)
-        notes.append(f"cache: analytics reads {seen_hits.describe('cache hit rate')} while the probes saw "
-                     f"{probe_hits.describe('cache hit rate', 'answers')}")
-    return Sanity(tuple(quirks), tuple(notes), lagging)
+def _lagging(name: str, traffic: TrafficSplit, evidence: Evidence, **measurements: object) -> CheckResult:
+    return inconclusive(name, f"Analytics Engine shows {traffic.all.requests} data points for the "
+                        f"{traffic.probes.requests} requests the probes alone made in {_window(evidence)}: it has not "
+                        "ingested them yet, and an empty window is not a healthy one.",
+                        "raise analytics_lag_s for this target and run again", **measurements)
 
 
 def check_signal_sanity(evidence: Evidence) -> CheckResult:
+    """Like with like: the window's recorded statuses and cache flags hold at least what the probes
+    alone got (the users' requests can only add to them)."""
     name = "signal sanity"
-    if evidence.analytics is None:
+    traffic = evidence.traffic()
+    if traffic is None:
         return checker_error(name, f"Analytics Engine could not be read: {evidence.analytics_error}.",
                              "fix the Cloudflare API access, then run again")
-    found = sanity(evidence)
-    if found.lagging:
-        return inconclusive(name, f"Analytics Engine shows {evidence.analytics.requests} data points for the "
-                            f"{len(evidence.samples)} requests the probes made in {_window(evidence)}: it has not "
-                            "ingested them yet, and an empty window is not a healthy one.",
-                            "raise analytics_lag_s for this target and run again")
-    if found.notes:
-        named = "; ".join(QUIRK_TEXT[q] for q in found.quirks) or "no known quirk matches"
-        return inconclusive(name, "telemetry disagrees with what the probes saw beyond noise: "
-                            + "; ".join(n.split(": ", 1)[1] for n in found.notes) + f". Known quirk: {named}.",
-                            "judge this service by the probe-based checks; fix the telemetry writer", found.quirks)
-    return passed(name, f"Analytics Engine agrees with the probes within noise over {_window(evidence)} "
-                  f"({evidence.analytics.requests} data points, {len(evidence.samples)} probes).")
+    if traffic.lagging:
+        return _lagging(name, traffic, evidence)
+    if traffic.shortfalls:
+        quirks = _quirks(traffic)
+        named = "; ".join(QUIRK_TEXT[q] for q in quirks) or "no known quirk matches"
+        return inconclusive(name, "telemetry does not record what the probes saw: "
+                            + "; ".join(s.sentence() for s in traffic.shortfalls[:3]) + f". Known quirk: {named}.",
+                            "judge this service by the probe-based checks; fix the telemetry writer", quirks)
+    return passed(name, f"Analytics Engine records at least what the probes saw on every path, status by status and "
+                  f"hit by hit, over {_window(evidence)} ({traffic.all.requests} data points: "
+                  f"{traffic.probes.requests} the suite's probes, {traffic.users.requests} the users').")
 
 
 # --- 1. health and version identity ----------------------------------------------------------------
@@ -121,7 +84,7 @@ def check_health(evidence: Evidence) -> CheckResult:
     samples = evidence.samples_for("health")
     if not samples:
         return inconclusive(name, "no /health probe was made.", "raise the probe rate or the window")
-    bad = [s for s in samples if s.is_error]
+    bad = [s for s in samples if s.outcome != OK]
     if bad:
         kinds = sorted({s.detail or s.outcome for s in bad})
         return failed(name, f"{len(bad)} of {len(samples)} /health probes failed in {_window(evidence)} "
@@ -192,7 +155,18 @@ def _judge_rate(name: str, rate: Rate, what: str, threshold: float, evidence: Ev
                         "run again with a longer window (--time-scale) for more samples", **measurements)
 
 
+def _users_too_few(name: str, users: int, traffic: TrafficSplit, evidence: Evidence, probes_figure: str,
+                   **measurements: object) -> CheckResult:
+    return inconclusive(name, f"users sent only {users} requests in {_window(evidence)} (the other "
+                        f"{traffic.probes.requests} of the window's {traffic.all.requests} are the suite's own probes): "
+                        f"too few to judge what users see, and a verdict on the probes' traffic would measure the "
+                        f"suite ({probes_figure}).", "judge by the probe-based checks, or run again when users are "
+                        "active", **measurements)
+
+
 def check_error_rate(evidence: Evidence, source: str, server_only: bool, runbook: Runbook) -> CheckResult:
+    """From the probes: the share of the suite's requests that failed. From analytics: the users' share,
+    the window's recorded statuses less the probes' own."""
     kind = "5xx rate" if server_only else "error rate"
     name = f"{kind} ({source})"
     threshold = runbook.verification.error_rate_below
@@ -200,24 +174,32 @@ def check_error_rate(evidence: Evidence, source: str, server_only: bool, runbook
         samples = evidence.samples
         events = sum(s.is_server_error if server_only else s.is_error for s in samples)
         return _judge_rate(name, Rate(events, len(samples)), kind, threshold, evidence)
-    analytics = evidence.analytics
-    if analytics is None:
+    traffic = evidence.traffic()
+    if traffic is None:
         return checker_error(name, f"Analytics Engine could not be read: {evidence.analytics_error}.",
                              "fix the Cloudflare API access, or rely on the probe-based check")
-    found = sanity(evidence)
-    events = analytics.server_errors if server_only else analytics.errors
-    rate = Rate(min(events, analytics.requests), analytics.requests)
-    if found.lagging:
-        return inconclusive(name, f"Analytics Engine holds {analytics.requests} data points for the "
-                            f"{len(evidence.samples)} probe requests: not ingested yet.",
-                            "raise analytics_lag_s for this target and run again")
-    if not found.errors_trustworthy:
-        named = "; ".join(QUIRK_TEXT[q] for q in found.quirks if q == QUIRK_DOUBLE1) or "telemetry disagrees with the probes"
-        return inconclusive(name, f"{rate.describe(kind)} is not trustworthy: {named}.",
-                            "judge the error rate by the probes; fix the telemetry writer",
-                            tuple(q for q in found.quirks if q == QUIRK_DOUBLE1), measured=rate.value,
-                            samples=rate.total)
-    return _judge_rate(name, rate, kind, threshold, evidence)
+
+    def rate(counts: Counts) -> Rate:
+        return Rate(min(counts.server_errors if server_only else counts.errors, counts.requests), counts.requests)
+
+    everyone, users = rate(traffic.all), rate(traffic.users)
+    with_probes = f"all traffic, with the suite's {traffic.probes.requests} probes: {percent(everyone.value)}"
+    if traffic.lagging:
+        return _lagging(name, traffic, evidence)
+    if not traffic.status_trustworthy:
+        quirks = tuple(q for q in _quirks(traffic) if q == QUIRK_DOUBLE1)
+        named = "; ".join(QUIRK_TEXT[q] for q in quirks) or "; ".join(
+            s.sentence() for s in traffic.shortfalls if s.column == "status")
+        return inconclusive(name, f"Analytics Engine reads {everyone.describe(kind)}, which is not trustworthy: "
+                            f"{named}.", "judge the error rate by the probes; fix the telemetry writer", quirks,
+                            measured=everyone.value, samples=everyone.total)
+    if users.total < evidence.plan.min_samples:
+        return _users_too_few(name, users.total, traffic, evidence, f"{with_probes} over {everyone.total}",
+                              users_requests=users.total, probe_requests=traffic.probes.requests)
+    result = _judge_rate(name, users, f"users' {kind}", threshold, evidence)
+    return replace(result, sentence=result.sentence.removesuffix(".") + f" ({with_probes} over {everyone.total}).",
+                   measurements={**result.measurements, "all_traffic": everyone.value,
+                                 "probe_requests": traffic.probes.requests})
 
 
 # --- 3. response time ----------------------------------------------------------------------------
@@ -270,6 +252,12 @@ def check_response_time(evidence: Evidence, endpoint: Endpoint, runbook: Runbook
         return failed(name, f"{text} in {_window(evidence)} exceeds the {threshold_ms:.0f} ms threshold.",
                       "still slow after the rollback: may be an external API issue (runbook step 3)",
                       **measurements)
+    if plan.capped and len(latencies) < plan.latency_needed:
+        return inconclusive(name, f"{text} in {_window(evidence)} cannot be told apart from the {threshold_ms:.0f} ms "
+                            f"threshold: this target's max_probe_rate of {plan.max_probe_rate:g}/s allowed only "
+                            f"{len(latencies)} answers of {endpoint.key}, and a P95 needs {plan.latency_needed}.",
+                            "raise max_probe_rate for this target if it can take more, or accept the other checks",
+                            **measurements)
     return inconclusive(name, f"{text} in {_window(evidence)} cannot be told apart from the "
                         f"{threshold_ms:.0f} ms threshold.", "run again with a longer window for more samples",
                         **measurements)
@@ -350,37 +338,42 @@ def check_websocket_refuses_bogus_token(evidence: Evidence) -> CheckResult:
 # --- 5. cache --------------------------------------------------------------------------------------
 
 def check_cache(evidence: Evidence, runbook: Runbook) -> CheckResult:
+    """The users' cache hit rate: the window's recorded hits (blob3) less the probes' own; the runbook's
+    query (all traffic) and the probes' ``cached`` flags are shown beside it."""
     name = "cache hit rate"
     threshold = runbook.verification.cache_hit_rate_above
-    analytics = evidence.analytics
+    conf = evidence.plan.confidence
     answered = [s for s in evidence.samples if not s.is_error]
     probe_hits = Rate(sum(bool(s.cached) for s in answered), len(answered))
-    cross = probe_hits.describe("probes' cached share", "answers", evidence.plan.confidence)
-    if analytics is None:
+    cross = probe_hits.describe("probes' cached share", "answers", conf)
+    traffic = evidence.traffic()
+    if traffic is None or evidence.analytics is None:
         return checker_error(name, f"Analytics Engine could not be read: {evidence.analytics_error} "
                              f"(for reference, {cross}).", "fix the Cloudflare API access, then run again")
-    found = sanity(evidence)
-    rate = Rate(min(analytics.hits, analytics.answered), analytics.answered)
+    analytics = evidence.analytics
+    everyone = Rate(traffic.all.hits, traffic.all.answered)
+    users = Rate(traffic.users.hits, traffic.users.answered)
     runbook_value = "no rows" if analytics.runbook_hit_rate is None else f"{analytics.runbook_hit_rate:.1f}%"
-    measurements = {"measured": rate.value, "samples": rate.total, "threshold": threshold,
-                    "runbook_query_hit_rate": analytics.runbook_hit_rate, "probe_cached_share": probe_hits.value}
-    if found.lagging:
-        return inconclusive(name, f"Analytics Engine holds {analytics.requests} data points for "
-                            f"{len(evidence.samples)} probe requests: not ingested yet.",
-                            "raise analytics_lag_s for this target and run again", **measurements)
-    if not found.cache_trustworthy:
-        named = "; ".join(QUIRK_TEXT[q] for q in found.quirks if q == QUIRK_BLOB3) or "telemetry disagrees with the probes"
+    with_probes = f"with the suite's {traffic.probes.answered} probes: {percent(everyone.value)}"
+    measurements = {"measured": users.value, "samples": users.total, "threshold": threshold,
+                    "all_traffic": everyone.value, "runbook_query_hit_rate": analytics.runbook_hit_rate,
+                    "probe_cached_share": probe_hits.value}
+    if traffic.lagging:
+        return _lagging(name, traffic, evidence, **measurements)
+    if not traffic.cache_trustworthy:
+        quirks = tuple(q for q in _quirks(traffic) if q == QUIRK_BLOB3)
+        named = "; ".join(QUIRK_TEXT[q] for q in quirks) or "; ".join(
+            s.sentence() for s in traffic.shortfalls if s.column == "cache")
         tiers = ", ".join(f"{k} {v}" for k, v in sorted(analytics.cache_tiers.items())) or "empty"
         return inconclusive(name, f"the runbook's query reads {runbook_value}, but {named}; {cross}, "
                             f"and books_api_cache_metrics shows: {tiers}.",
-                            "judge the cache by the probes and books_api_cache_metrics; fix blob3",
-                            tuple(q for q in found.quirks if q == QUIRK_BLOB3), **measurements)
-    text = rate.describe("cache hit rate", "answered requests", evidence.plan.confidence)
-    verdict = judge_above(*rate.interval(evidence.plan.confidence), threshold)
-    detail = f"(the runbook's query: {runbook_value}; cross-check: {cross})"
-    if rate.total < evidence.plan.min_samples:
-        return inconclusive(name, f"{text}: too few requests to judge {detail}.", "run again with more traffic",
+                            "judge the cache by the probes and books_api_cache_metrics; fix blob3", quirks,
                             **measurements)
+    detail = f"({with_probes}; the runbook's query: {runbook_value}; {cross})"
+    if users.total < evidence.plan.min_samples:
+        return _users_too_few(name, users.total, traffic, evidence, f"{with_probes} hits", **measurements)
+    text = f"users {users.total} answered requests: {users.describe('cache hit rate', 'answers', conf)}"
+    verdict = judge_above(*users.interval(conf), threshold)
     if verdict is Judgement.WITHIN:
         return passed(name, f"{text} is above the {threshold_percent(threshold)} threshold {detail}.", **measurements)
     if verdict is Judgement.BREACH:

@@ -25,18 +25,17 @@ from ..clients.cloudflare import CloudflareApi
 from ..clients.errors import RateLimited, TargetError, TimedOut, Unreachable
 from ..config import Target
 from .evidence import AnalyticsEvidence, Evidence
-from .plan import Endpoint, VerifyPlan
+from .plan import EXTENSION, Endpoint, VerifyPlan
+from .traffic import EXCLUDED_PATHS, Counts, total, probe_counts
 
 Progress = Callable[[str], None]
 # At most this many probes in flight: a slot that finds them all busy is skipped (and counted), so a
 # slow target or a starved checker never builds a queue inside the checker that would inflate latency.
 MAX_IN_FLIGHT = 160
-EXTENSION = 1.0  # at most this share of the window is added when endpoints lack samples (a loaded machine)
 RUNBOOK_CACHE_QUERY = ("SELECT (SUM(CASE WHEN blob3 = 'HIT' THEN 1 ELSE 0 END) / COUNT(*)) * 100 as hit_rate "
                        "FROM books_api_performance WHERE timestamp > NOW() - INTERVAL 10 MINUTE")
 KNOWN_RECORDS = (("hamlet", "william shakespeare"), ("the great gatsby", "f. scott fitzgerald"))
 ENV_WS_JOB, ENV_WS_TOKEN = "BOOKSTRACK_WS_JOB", "BOOKSTRACK_WS_TOKEN"
-WS_TOKEN_ATTEMPTS = 8  # the batch endpoint allows 10 per minute per IP
 
 
 def runbook_cache_query(dataset: str, window_s: float) -> str:
@@ -184,7 +183,7 @@ async def websocket(plan: VerifyPlan, target: Target, client: httpx.AsyncClient,
     if target.request_ws_token:
         evidence.ws_token_source = "POST /v1/enrichment/batch (request_ws_token)"
         attempts = silent = 0
-        while len(evidence.ws_runs) < plan.ws_sessions and attempts < WS_TOKEN_ATTEMPTS:
+        while len(evidence.ws_runs) < plan.ws_sessions and attempts < plan.ws_token_attempts:
             attempts += 1
             job_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             try:
@@ -220,48 +219,54 @@ def as_count(value: Any) -> int:
     return int(float(value))
 
 
+def traffic_sql(dataset: str, span_s: int) -> str:
+    """The window's requests path by path, as the worker recorded them: by status (double1), and the
+    answered ones (blob2 'N/A') by cache status (blob3)."""
+    excluded = " AND ".join(f"blob1 != '{path}'" for path in EXCLUDED_PATHS)
+    return (f"SELECT blob1 AS path, SUM(_sample_interval) AS requests, "
+            f"sumIf(_sample_interval, double1 < 400) AS ok, "
+            f"sumIf(_sample_interval, double1 >= 400 AND double1 < 500) AS client_errors, "
+            f"sumIf(_sample_interval, double1 >= 500) AS server_errors, "
+            f"sumIf(_sample_interval, blob2 = 'N/A' AND blob3 = 'HIT') AS hits, "
+            f"sumIf(_sample_interval, blob2 = 'N/A' AND blob3 != 'HIT') AS misses "
+            f"FROM {dataset} WHERE timestamp > NOW() - INTERVAL '{span_s}' SECOND AND {excluded} GROUP BY blob1")
+
+
+def counts_by_path(rows: tuple[dict[str, Any], ...]) -> dict[str, Counts]:
+    return {str(r["path"]): Counts(*(as_count(r.get(c)) for c in ("requests", "ok", "client_errors",
+                                                                  "server_errors", "hits", "misses")))
+            for r in rows}
+
+
 async def analytics(plan: VerifyPlan, target: Target, api: CloudflareApi, evidence: Evidence,
                     progress: Progress) -> None:
-    """Ask Analytics Engine about the window, waiting out the ingestion lag (never reading an empty
-    window as healthy: the checks compare its count with the probes')."""
+    """Ask Analytics Engine about the window, waiting out the ingestion lag until it holds at least the
+    probes' own requests (never reading an empty window as healthy)."""
     perf, cache = target.datasets.performance, target.datasets.cache
     found = AnalyticsEvidence()
-    sent = len(evidence.samples)
+    sent = total(p for path, p in probe_counts(evidence.samples).items() if path not in EXCLUDED_PATHS).requests
     deadline = time.monotonic() + plan.analytics_lag_s + 2.0
     try:
         while True:
             span = max(1, math.ceil(time.time() - evidence.started_at + 1))
-            counts_sql = (f"SELECT SUM(_sample_interval) AS requests, sumIf(_sample_interval, double1 >= 400) AS errors, "
-                          f"sumIf(_sample_interval, double1 >= 500) AS server_errors, "
-                          f"sumIf(_sample_interval, blob2 = 'N/A') AS answered, "
-                          f"sumIf(_sample_interval, blob3 = 'HIT' AND blob2 = 'N/A') AS hits "
-                          f"FROM {perf} WHERE timestamp > NOW() - INTERVAL '{span}' SECOND "
-                          # a refused socket handshake (401 for a made-up token) is an answer, not an error
-                          f"AND blob1 != '/ws/progress'")
-            counts = await api.sql(counts_sql)
-            row = counts.rows[0] if counts.rows else {}
-            found.requests, found.errors = as_count(row.get("requests")), as_count(row.get("errors"))
-            found.server_errors, found.hits = as_count(row.get("server_errors")), as_count(row.get("hits"))
-            found.answered = as_count(row.get("answered"))
-            if found.requests >= 0.9 * sent or time.monotonic() >= deadline:
+            sql = traffic_sql(perf, span)
+            found.by_path = counts_by_path((await api.sql(sql)).rows)
+            recorded = found.all.requests
+            if recorded >= sent or time.monotonic() >= deadline:
                 break
-            progress(f"analytics: {found.requests} of ~{sent} data points ingested so far; waiting for the lag")
+            progress(f"analytics: {recorded} data points ingested so far, the probes alone sent {sent}; "
+                     "waiting for the ingestion lag")
             await asyncio.sleep(min(1.0, max(0.1, plan.analytics_lag_s / 10)))
-        found.queries.append(counts_sql)
-        found.runbook_sql = runbook_cache_query(perf, plan.cache_window_s)
+        found.queries.append(sql)
+        found.runbook_sql = runbook_cache_query(perf, plan.window_s)
         hit = await api.sql(found.runbook_sql)
         value = hit.scalar("hit_rate")
         found.runbook_hit_rate = None if value is None or value != value else float(value)
-        latency_sql = (f"SELECT blob1 AS path, quantileExactWeighted(0.95)(double2, _sample_interval) AS p95, "
-                       f"SUM(_sample_interval) AS n FROM {perf} WHERE timestamp > NOW() - INTERVAL '{span}' SECOND "
-                       f"GROUP BY blob1")
-        for r in (await api.sql(latency_sql)).rows:
-            found.p95_by_path[str(r["path"])] = (float(r["p95"]), as_count(r["n"]))
         tiers_sql = (f"SELECT index1 AS tier, SUM(_sample_interval) AS n FROM {cache} "
                      f"WHERE timestamp > NOW() - INTERVAL '{span}' SECOND GROUP BY index1")
         for r in (await api.sql(tiers_sql)).rows:
             found.cache_tiers[str(r["tier"])] = as_count(r["n"])
-        found.queries += [found.runbook_sql, latency_sql, tiers_sql]
+        found.queries += [found.runbook_sql, tiers_sql]
         evidence.analytics = found
     except TargetError as exc:
         evidence.analytics_error = f"{exc} ({exc.what_to_do})"

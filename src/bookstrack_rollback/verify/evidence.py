@@ -8,22 +8,23 @@ from ..clients.bookstrack import ProbeSample, ProgressRun
 from ..clients.cloudflare import DeploymentInfo, VersionInfo
 from ..config import Target
 from .plan import VerifyPlan
+from .traffic import Counts, TrafficSplit, split, total
 
 
 @dataclass
 class AnalyticsEvidence:
-    """Analytics Engine's view of the same window (weighted counts: SUM(_sample_interval))."""
+    """Analytics Engine's view of the same window (weighted counts: SUM(_sample_interval)), users'
+    requests and the probes' together, path by path (``traffic.split`` tells them apart)."""
 
-    requests: int = 0
-    errors: int = 0  # double1 >= 400
-    server_errors: int = 0  # double1 >= 500
-    answered: int = 0  # blob2 = 'N/A': answered without an error code (double1 may lie: REALITY.md)
-    hits: int = 0  # blob3 = 'HIT' among the answered
-    runbook_hit_rate: float | None = None  # the runbook's query, in percent
+    by_path: dict[str, Counts] = field(default_factory=dict)
+    runbook_hit_rate: float | None = None  # the runbook's query, in percent (all traffic)
     runbook_sql: str = ""
-    p95_by_path: dict[str, tuple[float, int]] = field(default_factory=dict)  # path -> (P95 ms, count)
     cache_tiers: dict[str, int] = field(default_factory=dict)  # books_api_cache_metrics index1 -> count
     queries: list[str] = field(default_factory=list)
+
+    @property
+    def all(self) -> Counts:
+        return total(self.by_path.values())
 
 
 @dataclass
@@ -51,3 +52,9 @@ class Evidence:
 
     def samples_for(self, key: str) -> list[ProbeSample]:
         return [s for s in self.samples if s.label == key]
+
+    def traffic(self) -> TrafficSplit | None:
+        """The window's requests split into the users' and the probes' (None: analytics unread)."""
+        if self.analytics is None:
+            return None
+        return split(self.analytics.by_path, self.samples)

@@ -2,10 +2,12 @@
 
 The profile in force for one request is the serving version's ``FAULT_PROFILE`` (deployed with a
 test change, gone at once when a rollback deploys a version without it) composed with the runtime
-profile (the KV flag ``state.RUNTIME_FAULT_KEY``, which no rollback touches). Each profile stops by
-itself ``duration_s`` after it became active (the deployment that put its version in service, or
-the moment the flag was set). A version whose ``FAULT_PROFILE`` cannot be parsed crashes on every
-request, as a worker whose start-up code throws does; so does an unparsable runtime flag.
+profile (the KV flag ``state.RUNTIME_FAULT_KEY``, which no rollback touches); a request of the
+staging's own users (users.py) also has the users' ``fault``, or only that one when they are
+exempt. Each profile stops by itself ``duration_s`` after it became active (the deployment that put
+its version in service, or the moment the flag was set). A version whose ``FAULT_PROFILE`` cannot
+be parsed crashes on every request, as a worker whose start-up code throws does; so does an
+unparsable runtime flag.
 
 Units and what they touch (each a tiny class; nothing sleeps here, every draw is from the staging's
 seeded random source)::
@@ -41,6 +43,7 @@ from ..state import RUNTIME_FAULT_KEY
 if TYPE_CHECKING:
     from ..cloudflare.workers import Deployment, Version
     from ..state import SeededRandom, Staging
+    from ..users import UsersTraffic
 
 SEARCH_ENDPOINTS = ("title", "isbn", "advanced")
 _Z95 = 1.6448536269514722  # the standard normal's 95th percentile
@@ -306,8 +309,14 @@ class FaultResolver:
             unit.on_activate(self._staging)
 
     # --- per request ------------------------------------------------------------------------
-    def for_request(self) -> ActiveFaults:
+    def for_request(self, users: "UsersTraffic | None" = None) -> ActiveFaults:
+        """The faults of one request; ``users``: the users' traffic when the staging's users sent it.
+
+        Exempt users see only their own ``fault``; the others the active faults composed with it.
+        """
         version = self._staging.workers.version_for_request()
+        if users is not None and users.exempt:
+            return ActiveFaults(version, users.fault, build_units(users.fault))
         now = self._staging.clock.now()
         deployed = self.deployed(version)
         runtime, runtime_since = self.runtime()
@@ -320,6 +329,8 @@ class FaultResolver:
             profile = deployed
         if isinstance(runtime, FaultProfile) and not _expired(runtime, runtime_since, now):
             profile = compose_profiles(profile, runtime)
+        if users is not None:
+            profile = compose_profiles(profile, users.fault)
         return ActiveFaults(version, profile, build_units(profile))
 
     @staticmethod

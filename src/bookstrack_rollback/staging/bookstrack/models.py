@@ -114,10 +114,13 @@ class BooksTrack:
         self.jobs.close()
 
     # --- one request ------------------------------------------------------------------------
-    def begin(self, *, path: str, endpoint: str, method: str, url: str, headers: dict[str, str], client_ip: str) -> Exchange:
-        """Resolve the version and faults serving this request and start its record."""
+    def begin(self, *, path: str, endpoint: str, method: str, url: str, headers: dict[str, str], client_ip: str,
+              users: bool = False) -> Exchange:
+        """Resolve the version and faults serving this request and start its record; ``users``: a
+        request of the staging's own users (users.py), who see their own fault profile as well."""
         headers = {"cf-connecting-ip": client_ip, **headers}
-        return Exchange(path, endpoint, method, url, headers, client_ip, self.faults.for_request())
+        faults = self.faults.for_request(self._staging.config.users if users else None)
+        return Exchange(path, endpoint, method, url, headers, client_ip, faults)
 
     def ray_id(self) -> str:
         return f"{self._staging.rng.hex_id(8)}-SJC"
@@ -165,12 +168,14 @@ class BooksTrack:
         return True
 
     def health(self, faults: ActiveFaults) -> dict[str, Any]:
-        """Production's constant shape, or the runbook's enveloped one with the serving tag."""
+        """Production's constant shape, or the runbook's enveloped one with the serving tag; the status
+        is ``config.health_status`` in both."""
         config = self._staging.config
+        status = config.health_status
         if config.health_shape == "constant" or faults.health_constant():
-            return {"status": "ok", "worker": config.worker_name, "version": "1.0.0", "endpoints": list(HEALTH_ENDPOINTS)}
+            return {"status": status, "worker": config.worker_name, "version": "1.0.0", "endpoints": list(HEALTH_ENDPOINTS)}
         version = faults.version
-        return {"data": {"status": "ok", "version": version.tag or version.id, "worker": config.worker_name}}
+        return {"data": {"status": status, "version": version.tag or version.id, "worker": config.worker_name}}
 
     # --- search -----------------------------------------------------------------------------
     async def search(self, exchange: Exchange, key: str, finder: Callable[[], list[Book]]) -> SearchAnswer:

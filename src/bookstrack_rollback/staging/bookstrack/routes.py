@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from ..state import Staging
+from ..users import is_users_request
 from . import progress, responses
 from .catalogue import is_valid_isbn, normalise_isbn, normalise_query
 from .jobs import BatchBook
@@ -34,7 +35,7 @@ Handler = Callable[[Request, Exchange], Awaitable[Response]]
 def begin(books: BooksTrack, conn: HTTPConnection, endpoint: str, method: str) -> Exchange:
     return books.begin(
         path=conn.url.path, endpoint=endpoint, method=method, url=str(conn.url),
-        headers=dict(conn.headers), client_ip=client_ip(conn),
+        headers=dict(conn.headers), client_ip=client_ip(conn), users=is_users_request(conn.scope),
     )
 
 
