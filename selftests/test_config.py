@@ -147,6 +147,18 @@ def test_a_broken_targets_file_is_named(tmp_path):
         resolve_target("staging", env={}, targets_file=bad)
 
 
+def test_each_target_has_a_max_probe_rate_and_a_bad_one_is_named(tmp_path):
+    assert resolve_target("production", env={}).max_probe_rate == 2.0
+    assert resolve_target("staging", env={}).max_probe_rate == 10.0
+    assert resolve_target("http://127.0.0.1:9", env={}).max_probe_rate == 2.0  # nobody described it: polite
+    assert resolve_target("embedded", env={}).max_probe_rate == 500.0
+    bad = tmp_path / "targets.toml"
+    bad.write_text('[targets.small]\nbase_url = "https://x"\nmax_probe_rate = 0\n')
+    with pytest.raises(ConfigError, match=r"\[targets.small\]: max_probe_rate must be above 0 and at most 1000 "
+                                          r"requests per second, got 0"):
+        resolve_target("small", env={}, targets_file=bad)
+
+
 def test_seed_from_option_or_environment():
     common = dict(target="staging", overrides=TargetOverrides(), targets_file=None, runbook_file=None)
     assert resolve_suite_settings(seed=None, env={}, **common).seed == 20251115

@@ -29,7 +29,7 @@ from bookstrack_rollback.config import SuiteSettings, Target, load_runbook, reso
 from bookstrack_rollback.verdicts import CheckerError, CheckResult, InconclusiveError, Verdict
 from bookstrack_rollback.verify import checks
 from bookstrack_rollback.verify.evidence import AnalyticsEvidence, Evidence
-from bookstrack_rollback.verify.plan import DEFAULT_ENDPOINTS, VerifyPlan, make_plan
+from bookstrack_rollback.verify.plan import DEFAULT_ENDPOINTS, PlanError, VerifyPlan, make_plan
 from bookstrack_rollback.verify.traffic import Counts, probe_counts, total
 
 SEED = 20251115
@@ -178,6 +178,33 @@ def test_the_synthetic_plan_is_the_embedded_one():
     assert [len([s for s in samples if s.label == e.key]) for e in DEFAULT_ENDPOINTS] == [100, 300, 300, 100, 100]
     assert sum(s.is_error for s in samples) == 9
     assert traffic(900, errors=9) == samples  # seeded: the same evidence every run
+
+
+def test_a_production_plan_is_polite_and_says_what_it_sends():
+    """At time scale 1 with production's 2/s: ~900 probes over 10 minutes, under the limit."""
+    plan = plan_for(embedded_target(time_scale=1.0, max_probe_rate=2.0))
+    assert (plan.window_s, plan.probe_rate, plan.capped) == (600.0, 1.5, False)
+    assert plan.traffic() == (
+        "about 900 probe requests over 10.0 min at 1.5/s (enough for a P95 per endpoint; this target allows at "
+        "most 2/s): health 100, title:hamlet 300, isbn:9780743273565 300, title:<faker> 100, isbn:<faker> 100; "
+        "200 of them are fresh searches that reach the upstream providers (never cached)")
+
+
+def test_a_plan_the_limit_cannot_feed_says_so_and_never_sends_more():
+    plan = plan_for(embedded_target(time_scale=1.0, max_probe_rate=0.5))
+    assert (plan.probe_rate, plan.capped) == (0.5, True)
+    assert plan.probe_rate_from == "capped by max_probe_rate; 1.5/s would give every endpoint a P95"
+    assert plan.traffic().endswith("At this rate title:<faker>, isbn:<faker> will get fewer than the 80 answers a "
+                                   "P95 needs: their response-time checks will say INCONCLUSIVE")
+    with pytest.raises(PlanError, match=r"--probe-rate 3/s exceeds the max_probe_rate of 0\.5/s of the embedded "
+                                        r"staging, started by the suite: the suite never sends more"):
+        plan_for(embedded_target(time_scale=1.0, max_probe_rate=0.5), probe_rate=3.0)
+    # the P95 of an endpoint the limit starved cannot be bounded: INCONCLUSIVE with the reason
+    samples = latencies(TITLE_FRESH, [100.0 + i for i in range(50)])
+    result = checks.check_response_time(evidence(samples, plan=plan), ENDPOINTS[TITLE_FRESH], RUNBOOK)
+    assert_sentence(result, Verdict.INCONCLUSIVE, "this target's max_probe_rate of 0.5/s allowed only 50 answers of "
+                    "title:<faker>, and a P95 needs 80")
+    assert "raise max_probe_rate" in result.next_step
 
 
 def test_window_reads_in_minutes_at_real_time():
