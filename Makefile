@@ -56,7 +56,7 @@ test: clients browser
 # verify and triage against the healthy embedded staging, then the whole drill matrix, then the reports
 # (the pytest result is the target's result; the reports are written whatever it was).
 # Another target: BOOKSTRACK_TARGET=staging make drill DRILL_SCENARIOS="error-spike" (a -k expression
-# over the scenarios of fixtures/drill_scenarios.toml; at time scale 1.0 one drill takes ~10-15 minutes)
+# over the scenarios of src/bookstrack_rollback/drill/scenarios.toml; at time scale 1.0 one drill takes ~10-15 minutes)
 drill: venv $(NODE_STAMP)
 	rm -rf reports/allure-results reports/allure-report reports/allure-report-single
 	@status=0; timeout $(DEADLINE) $(BIN)/python -m pytest tests drills -m "verify or triage or drill" \

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from bookstrack_rollback.clients.bookstrack import OK, SERVER_ERROR, ProbeSample  # noqa: E402
-from bookstrack_rollback.config import load_runbook  # noqa: E402
+from bookstrack_rollback.config import load_runbook, scaled  # noqa: E402
 from bookstrack_rollback.triage.detector import Detector  # noqa: E402
 
 T0 = 1_800_000_000.0
@@ -50,8 +50,8 @@ def time_to_rollback(seed: int, rate: float, error_rate: float, horizon: float) 
     """(time to detect, time to decision) after the deployment, or None when never within the horizon."""
     runbook = load_runbook()
     rng = random.Random(seed)
-    detector = Detector(runbook, SCALE, deployed_at=T0, baseline_s=runbook.scaled(2.5, SCALE))
-    detector.samples = stream(rng, T0 - runbook.scaled(2.5, SCALE), T0, rate, 0.02) + \
+    detector = Detector(runbook, SCALE, deployed_at=T0, baseline_s=scaled(2.5, SCALE))
+    detector.samples = stream(rng, T0 - scaled(2.5, SCALE), T0, rate, 0.02) + \
         stream(rng, T0, T0 + horizon, rate, error_rate)
     now = T0
     while now < T0 + horizon:
@@ -85,8 +85,8 @@ def main() -> int:
     parser.add_argument("--healthy", type=int, default=200)
     args = parser.parse_args()
     runbook = load_runbook()
-    persistence = runbook.scaled(runbook.checklist.not_transient_min, SCALE)
-    budget = runbook.scaled(runbook.drill.time_to_detect_budget_min, SCALE)
+    persistence = scaled(runbook.checklist.not_transient_min, SCALE)
+    budget = scaled(runbook.drill.time_to_detect_budget_min, SCALE)
     threshold = runbook.triggers.immediate.error_rate_above
     print(f"time scale {SCALE} (persistence rule {persistence:.1f}s = 5 runbook minutes; TTD budget {budget:.1f}s); "
           f"{args.rate:g} probes/s; {args.runs} seeded runs per level")

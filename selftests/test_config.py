@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from bookstrack_rollback.config import (
+    Timebase,
+    scaled,
+    stream_seed,
     ConfigError,
     Secret,
     TargetOverrides,
@@ -48,8 +51,23 @@ def test_runbook_settings_are_immutable():
 
 
 def test_durations_scale_with_one_factor():
-    assert load_runbook().scaled(5, 0.02) == pytest.approx(6.0)
-    assert load_runbook().scaled(10, 1.0) == 600.0
+    assert scaled(5, 0.02) == pytest.approx(6.0)
+    assert scaled(10, 1.0) == 600.0
+    tb = Timebase(0.02, seed=7)
+    assert tb.runbook_minutes(tb.seconds(5)) == pytest.approx(5.0)
+    # the waits: scaled where they stand for runbook time, fixed where they stand for the network
+    assert (tb.tick_s, tb.canary_every_s, tb.request_timeout_s) == (pytest.approx(0.2), pytest.approx(0.6), 5.0)
+    real = Timebase(1.0, seed=7)
+    assert (real.tick_s, real.canary_every_s, real.handshake_every_s) == (5.0, 30.0, 2.5)
+
+
+def test_named_random_streams_replay_from_the_seed_and_stay_apart():
+    one, same, other = Timebase(1, seed=42), Timebase(0.02, seed=42), Timebase(1, seed=43)
+    draws = [one.rng("probes").random() for _ in range(2)]
+    assert draws[0] == draws[1] == same.rng("probes").random()  # one seed replays a stream, whatever the scale
+    assert one.rng("probes").random() != other.rng("probes").random()  # another seed, another stream
+    assert one.rng("probes").random() != one.rng("handshakes").random()  # streams are independent
+    assert stream_seed(42, "probes") == 10833181094689751246  # stable across processes and versions
 
 
 @pytest.mark.parametrize(

@@ -35,21 +35,13 @@ from bookstrack_rollback.clients.bookstrack import (
     ProbeSample,
 )
 from bookstrack_rollback.clients.cloudflare import VersionInfo
-from bookstrack_rollback.config import load_runbook
+from bookstrack_rollback.config import load_runbook, scaled
 from bookstrack_rollback.stats import Judgement, Rate, percent
 from bookstrack_rollback.triage.decision import Action, Decision, Situation, Tick, checklist, decide
 from bookstrack_rollback.triage.detector import Assessment, Detector
-from bookstrack_rollback.triage.triggers import (
-    KNOWN_GOOD_LABELS,
-    CanaryRead,
-    Reading,
-    Table,
-    TriggerEvaluator,
-    Window,
-    WsSession,
-    trigger_table,
-)
-from bookstrack_rollback.verify.plan import DEFAULT_ENDPOINTS
+from bookstrack_rollback.signals.endpoints import KNOWN_GOOD_LABELS, VERIFY_ENDPOINTS
+from bookstrack_rollback.signals.observations import CanaryRead, WsSession
+from bookstrack_rollback.triage.triggers import Reading, Table, TriggerEvaluator, Window, trigger_table
 
 SEED = 20251115
 RUNBOOK = load_runbook()
@@ -66,10 +58,10 @@ BROKEN = VersionInfo(BROKEN_ID, 8, "2025-11-15T09:00:00Z", "2.0.0", "Deploy v2.0
 FROM_RECORD = "the last version that passed verification (drill record)"
 CANARY = "canary/library/1"
 
-ENDPOINTS = {e.key: e for e in DEFAULT_ENDPOINTS}
-CYCLE = [e.key for e in DEFAULT_ENDPOINTS for _ in range(e.weight)]  # health 1, hamlet 3, gatsby 3, fresh 2
+ENDPOINTS = {e.key: e for e in VERIFY_ENDPOINTS}
+CYCLE = [e.key for e in VERIFY_ENDPOINTS for _ in range(e.weight)]  # health 1, hamlet 3, gatsby 3, fresh 2
 SEARCH_CYCLE = [k for k in CYCLE if k != "health"]
-KNOWN = [e.key for e in DEFAULT_ENDPOINTS if e.known_good]
+KNOWN = [e.key for e in VERIFY_ENDPOINTS if e.known_good]
 STATUS = {OK: 200, BAD_ANSWER: 200, CLIENT_ERROR: 400, SERVER_ERROR: 500, TIMEOUT: None, UNREACHABLE: None}
 CI = re.compile(r"(?P<value>\d+\.\d+)% \(95% CI (?P<low>\d+\.\d+)-(?P<high>\d+\.\d+)%\) over (?P<n>\d+) ")
 QUANTILE_CI = re.compile(r"P95 latency (?P<value>\d+) ms \(95% CI (?P<low>\d+)-(?P<high>\d+) ms\) over (?P<n>\d+) ")
@@ -534,8 +526,8 @@ def test_external_api_issues_unsure_on_few_searches():
 SPIKE = evaluate(searches(200, errors=60))["error_rate_spike"]
 SERVER = evaluate(searches(200, errors=60))["server_error_rate"]
 LATENCY = evaluate(slow(200, 5, 3500.0))["latency_spike"]
-PERSISTENCE = RUNBOOK.scaled(RUNBOOK.checklist.not_transient_min, TIME_SCALE)
-POST_DEPLOY = RUNBOOK.scaled(RUNBOOK.triggers.post_deploy_window_min, TIME_SCALE)
+PERSISTENCE = scaled(RUNBOOK.checklist.not_transient_min, TIME_SCALE)
+POST_DEPLOY = scaled(RUNBOOK.triggers.post_deploy_window_min, TIME_SCALE)
 
 
 def situation(**changes: object) -> Situation:
@@ -755,7 +747,7 @@ def test_a_lasting_fault_is_confirmed_in_seconds_and_rolled_back_at_onset_plus_p
     ttd = det.time_to_detect
     assert ttd is not None and ttd == pytest.approx(confirmed.now - T0)
     assert 30 / RATE <= ttd <= 3.0  # 30 searches at least, and a few seconds at most
-    assert ttd <= RUNBOOK.scaled(RUNBOOK.drill.time_to_detect_budget_min, TIME_SCALE)
+    assert ttd <= scaled(RUNBOOK.drill.time_to_detect_budget_min, TIME_SCALE)
     assert {"error_rate_spike", "server_error_rate"} <= confirmed.firing
     assert all(look.assessment.firing == () and look.decision.path == ("Issue detected?", "no")
                for look in looks if look.now < confirmed.now)

@@ -12,13 +12,13 @@ import pytest
 from bookstrack_rollback.reporting.charts import histogram_svg
 from bookstrack_rollback.verdicts import inconclusive
 from bookstrack_rollback.verify import checks
-from bookstrack_rollback.verify.plan import DEFAULT_ENDPOINTS
+from bookstrack_rollback.signals.endpoints import VERIFY_ENDPOINTS
 from fixtures.reporting import as_json, label_check, record, samples_csv
 
 # one evidence collection judges every check: under xdist they share a worker (--dist loadgroup)
 pytestmark = [pytest.mark.verify, pytest.mark.xdist_group(name="verify-run")]
 
-SEARCH_ENDPOINTS = [e for e in DEFAULT_ENDPOINTS if e.is_search]
+SEARCH_ENDPOINTS = [e for e in VERIFY_ENDPOINTS if e.is_search]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -72,13 +72,13 @@ def test_known_records_found(evidence):
 
 def test_websocket_connectivity(evidence):
     label_check("4. WebSocket Connectivity", "a real token connects and the job completes")
-    record(checks.check_websocket(evidence),
-           attachments={"sessions.json": (as_json([r.__dict__ for r in evidence.ws_runs]), "JSON")})
+    record(checks.check_websocket(evidence.sockets),
+           attachments={"sessions.json": (as_json([r.__dict__ for r in evidence.sockets.runs]), "JSON")})
 
 
 def test_websocket_refuses_bogus_token(evidence):
     label_check("4. WebSocket Connectivity", "a bogus token is refused", severity="blocker")
-    record(checks.check_websocket_refuses_bogus_token(evidence))
+    record(checks.check_websocket_refuses_bogus_token(evidence.handshakes))
 
 
 def test_cache_performance(evidence, runbook):

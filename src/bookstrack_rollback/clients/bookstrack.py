@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -149,6 +150,7 @@ class ProbeClients:
         self._idle: list[httpx.AsyncClient] = []
         self._all: list[httpx.AsyncClient] = []
         self._base_url, self._size, self._timeout = base_url, size, timeout
+        self._tls = ssl.create_default_context()  # made once: each client would make its own, at a cost
 
     @property
     def busy(self) -> int:
@@ -161,7 +163,7 @@ class ProbeClients:
         """An idle client (the caller checked ``available()``); give it back with ``release``."""
         if self._idle:
             return self._idle.pop()
-        client = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout, trust_env=False,
+        client = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout, trust_env=False, verify=self._tls,
                                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
         self._all.append(client)
         return client

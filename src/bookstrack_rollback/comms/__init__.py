@@ -9,8 +9,8 @@
   incident-logs-...log``) through the Cloudflare API and the tail socket.
 """
 
-from .tail_logs import TailLogsError, incident_log_name, preserve_tail_logs
 from .postmortem import Measure, RecoveryMeasures, TimelineEntry, render_postmortem
+from .tail_logs import TailLogsError, incident_log_name, preserve_tail_logs
 from .templates import (
     IncidentFacts,
     RecoveryFacts,
@@ -25,7 +25,13 @@ from .templates import (
     spike_reason,
     utc_stamp,
 )
-from .webhook import Webhook, WebhookError, WebhookReceipt, WebhookRefused, WebhookUnavailable
+from .webhook import (
+    Webhook,
+    WebhookError,
+    WebhookReceipt,
+    WebhookRefused,
+    WebhookUnavailable,
+)
 
 __all__ = [
     "IncidentFacts",

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ..config.runbook import Drill
-from .templates import IncidentFacts, RecoveryFacts, checked_number, checked_text, checked_time, utc_stamp
+from .templates import (
+    IncidentFacts,
+    RecoveryFacts,
+    checked_number,
+    checked_text,
+    checked_time,
+    utc_stamp,
+)
 
 _DASH = "—"
 

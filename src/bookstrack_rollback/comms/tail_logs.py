@@ -30,7 +30,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus, WebSocketException
+from websockets.exceptions import (
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidStatus,
+    WebSocketException,
+)
 
 from ..clients.cloudflare import CloudflareApi, TailSession
 from ..clients.errors import NotFound, TargetError

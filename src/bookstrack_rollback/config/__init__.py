@@ -9,6 +9,7 @@ from .runbook import Runbook, load_runbook
 from .secret import Secret
 from .suite import SuiteSettings, resolve_suite_settings
 from .targets import Target, TargetOverrides, load_targets, resolve_target
+from .timebase import Timebase, runbook_minutes, scaled, stream_seed
 
 __all__ = [
     "ConfigError",
@@ -17,8 +18,12 @@ __all__ = [
     "SuiteSettings",
     "Target",
     "TargetOverrides",
+    "Timebase",
     "load_runbook",
     "load_targets",
     "resolve_suite_settings",
     "resolve_target",
+    "runbook_minutes",
+    "scaled",
+    "stream_seed",
 ]

@@ -124,11 +124,6 @@ class Runbook:
     drill: Drill
     source: str = DEFAULT_RUNBOOK
 
-    @staticmethod
-    def scaled(minutes: float, time_scale: float) -> float:
-        """Runbook minutes as seconds at ``time_scale`` (5 min at 0.02 → 6 s)."""
-        return minutes * 60.0 * time_scale
-
 
 T = TypeVar("T")
 

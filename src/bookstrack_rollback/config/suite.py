@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import ConfigError
 from .runbook import Runbook, load_runbook
 from .targets import Target, TargetOverrides, resolve_target
+from .timebase import Timebase
 
 DEFAULT_SEED = 20251115
 ENV_SEED = "BOOKSTRACK_SEED"
@@ -24,9 +26,20 @@ class SuiteSettings:
     def time_scale(self) -> float:
         return self.target.time_scale
 
+    @property
+    def timebase(self) -> Timebase:
+        return Timebase(self.time_scale, self.seed)
+
     def seconds(self, runbook_minutes: float) -> float:
         """A runbook duration in seconds at this run's time scale."""
-        return self.runbook.scaled(runbook_minutes, self.time_scale)
+        return self.timebase.seconds(runbook_minutes)
+
+    def rng(self, name: str) -> random.Random:
+        """The run's random stream ``name``, derived from ``--seed`` (the same seed replays it)."""
+        return self.timebase.rng(name)
+
+    def stream_seed(self, name: str) -> int:
+        return self.timebase.stream_seed(name)
 
     def header_lines(self) -> list[str]:
         five = self.seconds(5)

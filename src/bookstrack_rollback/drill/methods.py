@@ -29,7 +29,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from ..clients.cloudflare import SECRETS_CHANGED, CloudflareApi, DeploymentInfo, VersionInfo
+from ..clients.cloudflare import (
+    SECRETS_CHANGED,
+    CloudflareApi,
+    DeploymentInfo,
+    VersionInfo,
+)
 from ..clients.errors import ApiRefused
 from .worker_repo import WorkerRepo
 

@@ -1,6 +1,7 @@
 """The drill's communications (ROLLBACK_PROCEDURE.md, "Communication Procedures"): the Slack messages
 and status page updates, rendered with the drill's real figures and posted to the configured webhooks
-(the embedded staging's sink by default). Every message is kept in the drill record, posted or not."""
+(the embedded staging's sink by default). Every message is kept in the drill record, posted or not.
+:class:`Messenger` is the drill listener that sends them as the drill goes."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from ..comms import (
 )
 from ..config import Runbook, Target
 from ..config.secret import Secret
+from ..triage.decision import Action, Decision
+from .journal import DrillListener
+from .record import DrillRecord
 
 ENV_SLACK = "BOOKSTRACK_SLACK_WEBHOOK_URL"
 ENV_STATUS = "BOOKSTRACK_STATUS_WEBHOOK_URL"
@@ -84,3 +88,29 @@ class Notifier:
         message = render_rollback_complete(facts, recovery)
         for channel in self.channels:
             await self._post(channel, message, "slack: rollback complete")
+
+
+class Messenger(DrillListener):
+    """The runbook's messages at the drill's moments: Investigating when a trigger is confirmed,
+    Identified when the decision is to roll back, ROLLBACK IN PROGRESS, Monitoring once the rollback
+    serves, ROLLBACK COMPLETE and Resolved once it is verified."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+
+    async def detected(self, record: DrillRecord, facts: IncidentFacts) -> None:
+        await self.notifier.status(facts, StatusState.INVESTIGATING)
+
+    async def decided(self, record: DrillRecord, facts: IncidentFacts, decision: Decision) -> None:
+        if decision.action in (Action.ROLLBACK_NOW, Action.GET_APPROVAL):
+            await self.notifier.status(facts, StatusState.IDENTIFIED)
+
+    async def rollback_started(self, record: DrillRecord, facts: IncidentFacts) -> None:
+        await self.notifier.rollback_in_progress(facts)
+
+    async def rollback_serving(self, record: DrillRecord, facts: IncidentFacts) -> None:
+        await self.notifier.status(facts, StatusState.MONITORING)
+
+    async def verified(self, record: DrillRecord, facts: IncidentFacts, recovery: RecoveryFacts) -> None:
+        await self.notifier.rollback_complete(facts, recovery)
+        await self.notifier.status(facts, StatusState.RESOLVED)

@@ -1,21 +1,21 @@
-"""The drill record: the journal of one drill (DESIGN.md, "The drill runner").
+"""The drill record: what the journal (``journal.py``) writes of one drill (DESIGN.md, "The drill runner").
 
-Every phase is recorded with start, end, outcome and detail. The record is written to disk when the
-drill starts (status "running") and after every phase, so a drill that is killed leaves a record that
-the next drill finds and marks "interrupted". When it ends, one line is appended to the history
-(``reports/history/drills.jsonl``), which is never rewritten.
+Every phase is recorded with start, end, outcome and detail. The record store writes it to disk when
+the drill starts (status "running") and after every phase, so a drill that is killed leaves a record
+with every finished phase, which the next drill finds and marks "interrupted". When it ends, one line
+is appended to the history (``reports/history/drills.jsonl``), which is never rewritten.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..atomic_file import write_atomically
+from ..config import runbook_minutes
 
 RUNNING, PASSED, FAILED, INTERRUPTED, ERROR = "running", "passed", "failed", "interrupted", "error"
 PHASES = ("preflight", "deploy test change", "detect", "decide", "roll back", "verify", "cleanup")
@@ -53,7 +53,7 @@ class Measures:
     time_scale: float = 1.0
 
     def runbook_minutes(self, seconds: float | None) -> float | None:
-        return None if seconds is None else seconds / 60 / self.time_scale
+        return None if seconds is None else runbook_minutes(seconds, self.time_scale)
 
     def over_budget(self) -> list[str]:
         """The measures over their budget, as sentences naming the slow phase."""
@@ -104,20 +104,6 @@ class DrillRecord:
     healed: list[str] = field(default_factory=list)  # what preflight or cleanup had to repair
     artifacts: dict[str, str] = field(default_factory=dict)  # tail logs, post-mortem
     failure: str = ""
-
-    # --- phases --------------------------------------------------------------------------------
-    def begin(self, name: str) -> PhaseRecord:
-        phase = PhaseRecord(name, time.time())
-        self.phases.append(phase)
-        return phase
-
-    def end(self, phase: PhaseRecord, outcome: str, detail: str = "") -> None:
-        phase.ended_at = time.time()
-        phase.outcome = outcome
-        phase.detail = detail
-
-    def mark(self, name: str, at: float | None = None) -> None:
-        self.markers.setdefault(name, time.time() if at is None else at)
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,17 +1,18 @@
-"""Drill scenarios as data (``fixtures/drill_scenarios.toml``): easy to read, easy to add."""
+"""Drill scenarios as data (``scenarios.toml`` beside this module, packaged with it): easy to read, easy
+to add; another file with ``load_scenarios(path)``."""
 
 from __future__ import annotations
 
 import tomllib
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError
+from ..config import ConfigError, scaled
 from ..faults import FaultProfile, FaultProfileError, profile_from_dict
 from ..triage.decision import Action
 
-DEFAULT_FILE = Path(__file__).resolve().parents[3] / "fixtures" / "drill_scenarios.toml"
 TRIGGER_IDS = {"error_rate_spike", "server_error_rate", "complete_outage", "websocket_failures", "data_loss",
                "moderate_error_rate", "latency_spike", "cache_failure", "provider_timeouts"}
 
@@ -36,13 +37,13 @@ class Scenario:
         data = self.fault.to_dict()
         data["label"] = data["label"] or self.description
         if self.fault_minutes is not None:
-            data["duration_s"] = self.fault_minutes * 60 * time_scale
+            data["duration_s"] = scaled(self.fault_minutes, time_scale)
         return profile_from_dict(data)
 
 
 def load_scenarios(path: Path | None = None) -> list[Scenario]:
-    file = path or DEFAULT_FILE
-    where = str(file)
+    file = path or resources.files("bookstrack_rollback.drill").joinpath("scenarios.toml")
+    where = str(path) if path else "<package>/drill/scenarios.toml"
     try:
         data = tomllib.loads(file.read_text("utf-8"))
     except OSError as exc:

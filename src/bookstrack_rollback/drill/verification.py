@@ -9,11 +9,12 @@ import dataclasses
 from ..clients.bookstrack import ProbeSample
 from ..clients.cloudflare import DeploymentInfo, VersionInfo
 from ..config import Runbook, Target
-from ..verdicts import CheckResult, Verdict, failed, inconclusive, passed
+from ..signals.endpoints import Endpoint
+from ..signals.observations import CanaryRead, WsSession
+from ..verdicts import CheckResult, Verdict
 from ..verify import checks
 from ..verify.evidence import Evidence
-from ..verify.plan import Endpoint, VerifyPlan
-from ..triage.triggers import CanaryRead, WsSession
+from ..verify.plan import VerifyPlan
 
 SEARCHES = Endpoint("all searches", "title", 1)
 
@@ -23,18 +24,7 @@ def _plan(runbook: Runbook, window_s: float, expected: str, seed: int) -> Verify
                       max_probe_rate=1.0, endpoints=(SEARCHES,), latency_samples=0,
                       min_samples=runbook.statistics.min_samples, confidence=runbook.statistics.confidence,
                       expected_version=expected, expected_from="the drill's rollback", ws_sessions=0,
-                      ws_timeout_s=5.0, request_timeout_s=5.0, analytics_lag_s=0.0, seed=seed)
-
-
-def _handshakes(ws: list[WsSession]) -> CheckResult:
-    name = "websocket refuses a bogus token"
-    if len(ws) < 3:
-        return inconclusive(name, f"only {len(ws)} handshake probes so far.", "wait for more")
-    bad = [w for w in ws if not w.ok]
-    if bad:
-        return failed(name, f"{len(bad)} of {len(ws)} handshakes with a made-up token did not get 401 "
-                      f"({bad[-1].detail}).", "the socket endpoint is still failing")
-    return passed(name, f"all {len(ws)} handshakes with a made-up token got 401.")
+                      ws_timeout_s=5.0, handshakes=0, request_timeout_s=5.0, analytics_lag_s=0.0, seed=seed)
 
 
 def judge_recovery(*, runbook: Runbook, target: Target, samples: list[ProbeSample], ws: list[WsSession],
@@ -55,7 +45,7 @@ def judge_recovery(*, runbook: Runbook, target: Target, samples: list[ProbeSampl
         checks.check_error_rate(evidence, "probes", False, runbook),
         checks.check_error_rate(evidence, "probes", True, runbook),
         checks.check_response_time(searches, SEARCHES, runbook),
-        _handshakes(ws),
+        checks.check_websocket_refuses_bogus_token(ws, minimum=3),
     ]
     for key, expected in target.canaries:
         if key in latest:

@@ -17,12 +17,11 @@ import pytest
 
 from ..clients.errors import DEFAULT_TIMEOUT
 from ..config import SuiteSettings
-from ..drill.runner import BASELINE_MIN, CLEANUP_WAIT_S
+from ..drill.runner import API_STEPS_S, longest_drill_s, watching_min
 from ..verify.plan import SLACK_S, VerifyPlan
 
 SUITES = ("verify", "triage", "drill")
 API_CALLS_TRIAGE = 6  # serving, version, history, migration flag, versions, a clean version
-API_STEPS_DRILL = 120.0  # a drill's own API calls, git and uploads, over its phases (seconds)
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,6 @@ def plan_deadlines(settings: SuiteSettings, verify: VerifyPlan) -> dict[str, Dea
     runbook = settings.runbook
     api_s = DEFAULT_TIMEOUT.read or 10.0
     persistence = settings.seconds(runbook.checklist.not_transient_min)
-    drill = runbook.drill
-    # a drill with a runtime fault watches two baselines; detection ends by the persistence rule plus
-    # twice the detection budget; verification by its window
-    watched_min = (2 * BASELINE_MIN + runbook.checklist.not_transient_min + 2 * drill.time_to_detect_budget_min
-                   + runbook.verification.error_rate_window_min)
     return {
         "verify": Deadline("verify", verify.deadline_s,
                            f"a {verify.window_s:.1f} s window with its top-up, {verify.analytics_lag_s:g} s analytics "
@@ -51,9 +45,10 @@ def plan_deadlines(settings: SuiteSettings, verify: VerifyPlan) -> dict[str, Dea
         "triage": Deadline("triage", persistence + API_CALLS_TRIAGE * api_s + SLACK_S,
                            f"the {persistence:.1f} s persistence window, {API_CALLS_TRIAGE} API calls, "
                            f"{SLACK_S:.0f} s slack"),
-        "drill": Deadline("drill", settings.seconds(watched_min) + API_STEPS_DRILL + CLEANUP_WAIT_S + SLACK_S,
-                          f"{watched_min:g} runbook minutes of watching at most, {API_STEPS_DRILL:.0f} s of API "
-                          f"calls and git, cleanup, {SLACK_S:.0f} s slack; per drill"),
+        "drill": Deadline("drill", longest_drill_s(settings) + SLACK_S,
+                          f"{watching_min(runbook):g} runbook minutes of watching at most, {API_STEPS_S:.0f} s of API "
+                          f"calls and git, {settings.timebase.cleanup_wait_s:.0f} s of cleanup, {SLACK_S:.0f} s slack; "
+                          "per drill"),
     }
 
 

@@ -18,8 +18,16 @@ from pathlib import Path
 
 from ..drill.record import RecordStore
 from .drill_report import write_drill_report, write_index
-from .drill_runs import DEFAULT_GAP_S, DrillRun, group_runs, history_until, load_records, parse_since, select_ids, \
-    select_since
+from .drill_runs import (
+    DEFAULT_GAP_S,
+    DrillRun,
+    group_runs,
+    history_until,
+    load_records,
+    parse_since,
+    select_ids,
+    select_since,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic_file import write_atomically
-from ..config import load_runbook
+from ..config import load_runbook, runbook_minutes
 from .charts import Threshold, TrendLine, TrendPoint, trend_svg
 from .drill_runs import run_id_at
 from .drill_sections import (
@@ -138,7 +138,7 @@ def _minutes(line: Mapping[str, Any], key: str) -> float | None:
     if line.get(f"{key}_min") is not None:
         return float(line[f"{key}_min"])
     seconds = line.get(f"{key}_s")
-    return None if seconds is None else float(seconds) / 60 / float(line.get("time_scale") or 1.0)
+    return None if seconds is None else runbook_minutes(float(seconds), float(line.get("time_scale") or 1.0))
 
 
 def trend_section(history: Sequence[Mapping[str, Any]], current: set[str], budgets: tuple[float, float, float]) -> str:

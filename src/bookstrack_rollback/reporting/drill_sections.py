@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from ..config import runbook_minutes
 from ..drill.record import Measures, utc
 from .charts import Marker, Panel, Series, Threshold, timeline_svg
 from .decision_tree import decision_tree_svg, path_sentence
@@ -59,7 +60,7 @@ class Measure:
     slow: str = ""  # the record's sentence naming the slow phase, when over budget
 
     def minutes(self, seconds: float | None) -> float | None:
-        return None if seconds is None else seconds / 60 / (self.time_scale or 1.0)
+        return None if seconds is None else runbook_minutes(seconds, self.time_scale)
 
     @property
     def over(self) -> bool:
@@ -179,7 +180,7 @@ def timeline(record: Mapping[str, Any], thresholds: Thresholds) -> str:
     chart = timeline_svg([rates, latency], placed, band=band, x_label="seconds since fault live (the test "
                          "change deployed); shaded: the test change serving",
                          title=f"Timeline of drill {record.get('drill_id', '')}")
-    legend = "".join(f"<li>{text(m.label)} <b>{m.x:+.2f}s</b> ({m.x / 60 / (scale or 1):+.1f} runbook min)</li>"
+    legend = "".join(f"<li>{text(m.label)} <b>{m.x:+.2f}s</b> ({runbook_minutes(m.x, scale):+.1f} runbook min)</li>"
                      for m in sorted(placed, key=lambda m: m.x))
     return f'<figure class="timeline">{chart}<ol class="markers">{legend}</ol></figure>'
 

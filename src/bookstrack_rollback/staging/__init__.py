@@ -7,8 +7,9 @@ Reach it only through these entry points and the HTTP it serves:
 """
 
 from .app import create_app
+from .base import ManualClock, StagingConfig
 from .server import RunningStaging, StagingStartError, start_in_thread
-from .state import ManualClock, Staging, StagingConfig
+from .state import Staging
 
 __all__ = [
     "ManualClock",

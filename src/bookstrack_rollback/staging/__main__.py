@@ -9,9 +9,10 @@ import sys
 import uvicorn
 
 from .app import create_app
+from .base import DEFAULT_TOKEN, StagingConfig
 from .server import StagingStartError, bind_socket, serve, uvicorn_config
-from .state import DEFAULT_TOKEN, Staging, StagingConfig
-from .users import MAX_RATE, UsersTraffic, UsersTrafficError
+from .state import Staging
+from .users_traffic import MAX_RATE, UsersTraffic, UsersTrafficError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

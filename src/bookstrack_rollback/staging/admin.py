@@ -13,8 +13,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..faults import FaultProfileError, parse_fault_profile
-from .state import RUNTIME_FAULT_KEY, Staging
-from .users import UsersTrafficError, users_from_dict
+from .base import RUNTIME_FAULT_KEY
+from .state import Staging
+from .users_traffic import UsersTrafficError, users_from_dict
 from .webhook_sink import MAX_BODY_BYTES
 
 PREFIX = "/__staging"
@@ -125,7 +126,7 @@ def routes(staging: Staging) -> list[BaseRoute]:
                 return _problem(400, f"the users body is not JSON: {exc}")
             except UsersTrafficError as exc:
                 return _problem(400, str(exc))
-            staging.users.configure(traffic)
+            staging.configure_users(traffic)
         return JSONResponse(users_answer(staging))
 
     async def requests_log(request: Request) -> Response:

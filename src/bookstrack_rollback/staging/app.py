@@ -20,10 +20,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import admin
 from .analytics import routes as analytics_routes
+from .base import RequestRecord
 from .bookstrack import routes as bookstrack_routes
 from .cloudflare import routes as cloudflare_routes
 from .cloudflare.envelope import CloudflareError, authenticate, error_response, handle_cloudflare_error
-from .state import RequestRecord, Staging
+from .state import Staging
 
 CLOUDFLARE_PREFIX = "/client/v4"
 ADMIN_PREFIX = admin.PREFIX
@@ -86,7 +87,7 @@ class StagingMiddleware:
 
                 request = Request(scope)
                 try:
-                    authenticate(request, staging)
+                    authenticate(request, staging.config.token)
                     token = request.headers["authorization"].partition(" ")[2].strip()
                     staging.api_limiter.check(token)
                 except CloudflareError as exc:

@@ -19,7 +19,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from .app import create_app
-from .state import Staging, StagingConfig
+from .base import StagingConfig
+from .state import Staging
 from .wsshim import LenientWebSocketProtocol
 
 

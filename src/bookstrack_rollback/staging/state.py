@@ -1,169 +1,87 @@
-"""The embedded staging's single state store (one reset, one seeded random source, one clock).
+"""The embedded staging's state and its composition root (one reset, one seeded random source, one clock).
 
-Every part of the staging (the Cloudflare API subset, Analytics Engine, the BooksTrack API, the
-fault injection, the admin routes) keeps its state in an attribute of :class:`Staging`; ``reset()``
-rebuilds all of it from the seed, so a run can be replayed. Nothing here speaks HTTP.
+:class:`Staging` builds every part in dependency order and hands each one only its collaborators: the
+clock, the seeded random source, the configuration values it reads (or ``config()``, the configuration
+in force, for the knobs the admin routes change at runtime), the stores it writes to, and callbacks
+for what flows upward (the workers model reports a new deployment to the BooksTrack worker through
+one). No part sees the whole :class:`Staging`; only the HTTP edge (routes, admin, app, server) does.
+``reset()`` rebuilds every part from the seed, so a run can be replayed. Nothing here speaks HTTP.
 """
 
 from __future__ import annotations
 
-import random
-import time
-import uuid
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from .analytics.store import AnalyticsStore
+from .base import CANARY_RECORDS, RUNTIME_FAULT_KEY, Clock, RequestLog, SeededRandom, StagingConfig
+from .bookstrack.faults import FaultResolver
+from .bookstrack.jobs import JobBoard
+from .bookstrack.models import BooksTrack
+from .bookstrack.telemetry import Telemetry
+from .cloudflare.envelope import ApiRateLimiter
+from .cloudflare.kv import KVStore
+from .cloudflare.tail import TailHub
+from .cloudflare.workers import WorkersModel
+from .users import UsersGenerator
+from .users_traffic import UsersTraffic
+from .webhook_sink import WebhookSink
 
-from ..faults import RUNTIME_FLAG_KEY
-from .users import UsersGenerator, UsersTraffic
-
-
-DEFAULT_TOKEN = "bookstrack-staging-dev-token"
-DEFAULT_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
-DEFAULT_WORKER = "api-worker-staging"
-DEFAULT_KV_NAMESPACE = "bookstrack-staging-kv"
-RUNTIME_FAULT_KEY = RUNTIME_FLAG_KEY  # the KV flag of a runtime fault profile (faults.py)
-# The worker's own data that a rollback must not lose: read back by verification ("canaries").
-CANARY_RECORDS = {
-    "canary/library/1": '{"isbn":"9780743273565","title":"The Great Gatsby","shelf":"read"}',
-    "canary/library/2": '{"isbn":"9780141439518","title":"Pride and Prejudice","shelf":"to-read"}',
-}
-
-
-@dataclass(frozen=True)
-class StagingConfig:
-    """What the staging is; printed on start so that a client knows how to talk to it."""
-
-    seed: int = 20251115
-    token: str = DEFAULT_TOKEN
-    account_id: str = DEFAULT_ACCOUNT_ID
-    worker_name: str = DEFAULT_WORKER
-    kv_namespace_id: str = DEFAULT_KV_NAMESPACE
-    # Analytics Engine
-    performance_dataset: str = "books_api_performance"
-    cache_dataset: str = "books_api_cache_metrics"
-    ingestion_lag_s: float = 0.0
-    # /health: "version" reports the serving version's workers/tag; "constant" answers like production
-    health_shape: str = "version"
-    # /health's status in both shapes: "ok" or "degraded"
-    health_status: str = "ok"
-    catalogue_size: int = 500
-    # Analytics Engine data points and tail events per request; off only to measure their cost
-    telemetry: bool = True
-    # Cloudflare API rate limit: 1200 requests per 5 minutes per user (contract/cloudflare-api.md)
-    api_rate_limit: int = 1200
-    api_rate_window_s: float = 300.0
-    # the staging's own users (users.py): off by default
-    users: UsersTraffic = UsersTraffic()
-
-    def with_overrides(self, **changes: object) -> "StagingConfig":
-        return replace(self, **changes)
-
-
-class Clock:
-    """Wall time and monotonic time behind one seam, so tests can move time without sleeping."""
-
-    def now(self) -> float:
-        """Seconds since the epoch (UTC)."""
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def iso(self, at: float | None = None) -> str:
-        """ISO 8601 with milliseconds and a Z, as the BooksTrack API and Cloudflare write them."""
-        moment = self.now() if at is None else at
-        stamp = datetime.fromtimestamp(moment, tz=timezone.utc)
-        return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
-
-
-class ManualClock(Clock):
-    """A clock that only moves when told to (for unit tests)."""
-
-    def __init__(self, start: float = 1_764_410_000.0) -> None:
-        self._now = start
-        self._mono = 1000.0
-
-    def now(self) -> float:
-        return self._now
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def advance(self, seconds: float) -> None:
-        self._now += seconds
-        self._mono += seconds
-
-
-class SeededRandom(random.Random):
-    """The staging's one random source: every id, fake book and injected error is drawn here."""
-
-    def uuid4(self) -> str:
-        return str(uuid.UUID(int=self.getrandbits(128), version=4))
-
-    def hex_id(self, nbytes: int = 16) -> str:
-        return f"{self.getrandbits(nbytes * 8):0{nbytes * 2}x}"
-
-
-@dataclass
-class RequestRecord:
-    """One request the staging served, as the admin request log shows it (secrets redacted)."""
-
-    at: float
-    method: str
-    path: str
-    query: str
-    status: int
-    api: str  # "bookstrack" | "cloudflare" | "admin" | "tail"
-    client: str
-    duration_ms: float
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "at": self.at,
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "status": self.status,
-            "api": self.api,
-            "client": self.client,
-            "duration_ms": round(self.duration_ms, 3),
-        }
-
-
-@dataclass
-class RequestLog:
-    records: list[RequestRecord] = field(default_factory=list)
-    limit: int = 200_000
-
-    def add(self, record: RequestRecord) -> None:
-        self.records.append(record)
-        if len(self.records) > self.limit:
-            del self.records[: len(self.records) - self.limit]
+# The shared names the suites and their tests import from here, besides Staging (defined in base.py).
+__all__ = ["CANARY_RECORDS", "RUNTIME_FAULT_KEY", "SeededRandom", "Staging"]
 
 
 class Staging:
-    """The whole embedded staging's state. Built once per process; ``reset()`` restores it."""
+    """The whole embedded staging's state. Built once per process; ``reset()`` restores it.
+
+    ``config`` may be replaced at any time (the admin routes do); the parts that read a knob at
+    runtime read the one in force through ``lambda: self.config``.
+    """
 
     def __init__(self, config: StagingConfig | None = None, clock: Clock | None = None) -> None:
         self.config = config or StagingConfig()
         self.clock = clock or Clock()
-        self.users = UsersGenerator(self)  # sends only while the server runs it (server.py)
+        # sends only while the server runs it (server.py); outlives resets, so it asks for the
+        # catalogue in force rather than holding one
+        self.users = UsersGenerator(config=lambda: self.config, catalogue=lambda: self.books.catalogue)
         self.reset()
+
+    def configure_users(self, users: UsersTraffic) -> None:
+        """Replace the users' traffic (``config.users``) and apply it at once; callable from any thread."""
+        self.config = self.config.with_overrides(users=users)
+        self.users.wake()
 
     def reset(self, seed: int | None = None) -> None:
         """Forget everything: versions, deployments, KV, analytics, tails, caches, jobs, faults, the
         users' counters. The configuration (the users' traffic included) is kept."""
-        # Imported here so that each part can import this module for the types above.
-        from .analytics.store import AnalyticsStore
-        from .bookstrack.models import BooksTrack
-        from .cloudflare.envelope import ApiRateLimiter
-        from .cloudflare.kv import KVStore
-        from .cloudflare.tail import TailHub
-        from .cloudflare.workers import WorkersModel
-        from .webhook_sink import WebhookSink
-
         if seed is not None:
             self.config = self.config.with_overrides(seed=seed)
+        self._close()
+        config, clock = self.config, self.clock
+        # The order of construction is the order of the seeded draws: keep it.
+        self.rng = rng = SeededRandom(config.seed)
+        self.request_log = RequestLog()
+        self.api_limiter = ApiRateLimiter(clock, config.api_rate_limit, config.api_rate_window_s)
+        self.kv = KVStore(config.kv_namespace_id)
+        for key, value in CANARY_RECORDS.items():
+            self.kv.put_own(key, value.encode())
+        self.analytics = AnalyticsStore(
+            clock, (config.performance_dataset, config.cache_dataset), lambda: self.config.ingestion_lag_s
+        )
+        self.tails = TailHub(clock, rng)
+        # looked up when called, not bound now: the BooksTrack worker is built next
+        self.workers = WorkersModel(
+            clock, rng, config.worker_name, on_deployment=lambda deployment: self.books.on_deployment(deployment)
+        )
+        self.books = BooksTrack(
+            lambda: self.config, clock, rng,
+            jobs=JobBoard(rng, clock, self.kv),
+            faults=FaultResolver(clock, self.kv, self.workers),
+            telemetry=Telemetry(clock, self.analytics, self.tails, performance_dataset=config.performance_dataset,
+                                cache_dataset=config.cache_dataset, worker_name=config.worker_name),
+        )
+        self.webhooks = WebhookSink()
+        self.users.forget()
+
+    def _close(self) -> None:
+        """Close the parts a reset replaces (none before the first build)."""
         old_analytics = getattr(self, "analytics", None)
         if old_analytics is not None:
             old_analytics.close()
@@ -173,15 +91,3 @@ class Staging:
         old_tails = getattr(self, "tails", None)
         if old_tails is not None:
             old_tails.close_all()
-        self.rng = SeededRandom(self.config.seed)
-        self.request_log = RequestLog()
-        self.api_limiter = ApiRateLimiter(self)
-        self.kv = KVStore(self)
-        for key, value in CANARY_RECORDS.items():
-            self.kv.put_own(key, value.encode())
-        self.analytics = AnalyticsStore(self)
-        self.tails = TailHub(self)
-        self.workers = WorkersModel(self)
-        self.books = BooksTrack(self)
-        self.webhooks = WebhookSink()
-        self.users.forget()

@@ -1,10 +1,10 @@
 """Users' traffic: the embedded staging sends itself the searches a real target's users would send.
 
-:class:`UsersTraffic` is the knob (``StagingConfig.users``, ``PUT /__staging/users``, ``--users-rate``).
-:class:`UsersGenerator` is the sender: :meth:`UsersGenerator.run` is an asyncio task in the server's
-event loop (started and stopped with the server, ``server.py``). Arrivals are open-loop, with
-exponential gaps (Poisson, mean ``1 / rate``) drawn from a seeded :class:`UsersPlan`, so the same seed
-gives the same sequence of requests. Each arrival is one GET sent in-process through the staging's
+:class:`~.users_traffic.UsersTraffic` is the knob (``StagingConfig.users``, ``PUT /__staging/users``,
+``--users-rate``). :class:`UsersGenerator` is the sender: :meth:`UsersGenerator.run` is an asyncio task
+in the server's event loop (started and stopped with the server, ``server.py``). Arrivals are open-loop,
+with exponential gaps (Poisson, mean ``1 / rate``) drawn from a seeded :class:`UsersPlan`, so the same
+seed gives the same sequence of requests. Each arrival is one GET sent in-process through the staging's
 own ASGI app, its own task (never waiting for an earlier answer), so it passes the same routes,
 faults, edge cache, Analytics Engine points and tail events as an outside request.
 
@@ -17,22 +17,19 @@ are ``exempt`` (bookstrack/faults.py).
 from __future__ import annotations
 
 import asyncio
-import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from faker import Faker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..faults import FaultProfile, FaultProfileError, profile_from_dict
+from .base import StagingConfig
+from .bookstrack.catalogue import Catalogue
+from .users_traffic import UsersTraffic as UsersTraffic  # also imported from here (the suites' plugin)
 
-if TYPE_CHECKING:
-    from .bookstrack.catalogue import Catalogue
-    from .state import Staging
-
-MAX_RATE = 500.0  # requests per second
 MAX_IN_FLIGHT = 200  # an arrival beyond this many unanswered requests is skipped (and counted)
 REQUEST_TIMEOUT_S = 10.0
 MAX_BACKLOG_S = 1.0  # a stalled event loop catches up at most this much of the schedule
@@ -43,92 +40,6 @@ AUDIENCE_KEY = "bookstrack.audience"
 USERS_AUDIENCE = "users"
 TITLE_PATH = "/v1/search/title"
 ISBN_PATH = "/v1/search/isbn"
-
-
-class UsersTrafficError(ValueError):
-    """A users' traffic configuration that cannot be used; the message names the field and value."""
-
-
-@dataclass(frozen=True)
-class UsersTraffic:
-    """How the staging's users behave: how often they search, what for, and which faults they see.
-
-    ``popular_share`` of their searches ask one of a few fixed popular queries (cache hits after the
-    first), the rest fresh queries (always cache misses). ``fault`` applies to their requests only,
-    composed with the active faults; ``exempt`` users see only their own ``fault``, not the deployed
-    ``FAULT_PROFILE`` nor the runtime flag. ``seed`` None: derived from the staging's seed.
-    """
-
-    rate: float = 0.0
-    popular_share: float = 0.8
-    fault: FaultProfile = FaultProfile()
-    exempt: bool = False
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.rate <= MAX_RATE:
-            raise UsersTrafficError(f"rate must be from 0 to {MAX_RATE:g} requests per second, got {self.rate!r}")
-        if not 0.0 <= self.popular_share <= 1.0:
-            raise UsersTrafficError(f"popular_share must be a number from 0 to 1, got {self.popular_share!r}")
-        if self.fault.data_loss:
-            raise UsersTrafficError(
-                f"fault.data_loss cannot apply to users only (it deletes KV keys for everyone), "
-                f"got {list(self.fault.data_loss)!r}"
-            )
-        if self.fault.duration_s is not None:
-            raise UsersTrafficError(
-                f"fault.duration_s is not supported for the users' fault (replace it with PUT "
-                f"/__staging/users instead), got {self.fault.duration_s!r}"
-            )
-
-    def effective_seed(self, staging_seed: int) -> int:
-        """``seed``, or one derived from the staging's seed (not its random stream)."""
-        if self.seed is not None:
-            return self.seed
-        return random.Random(f"bookstrack-users/{staging_seed}").getrandbits(32)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rate": float(self.rate),
-            "popular_share": float(self.popular_share),
-            "fault": self.fault.to_dict(),
-            "exempt": self.exempt,
-            "seed": self.seed,
-        }
-
-
-def _number(data: dict[str, Any], name: str, default: float) -> float:
-    value = data.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UsersTrafficError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def users_from_dict(data: Any) -> UsersTraffic:
-    """Parse a users' traffic JSON object; missing fields take their defaults."""
-    if not isinstance(data, dict):
-        raise UsersTrafficError(f"the users' traffic must be a JSON object, got {type(data).__name__}")
-    known = set(UsersTraffic.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UsersTrafficError(f"unknown users' traffic field(s) {unknown}; known: {sorted(known)}")
-    exempt = data.get("exempt", False)
-    if not isinstance(exempt, bool):
-        raise UsersTrafficError(f"exempt must be true or false, got {exempt!r}")
-    seed = data.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise UsersTrafficError(f"seed must be an integer or null, got {seed!r}")
-    try:
-        fault = profile_from_dict(data.get("fault", {}))
-    except FaultProfileError as exc:
-        raise UsersTrafficError(f"fault: {exc}") from exc
-    return UsersTraffic(
-        rate=_number(data, "rate", 0.0),
-        popular_share=_number(data, "popular_share", 0.8),
-        fault=fault,
-        exempt=exempt,
-        seed=seed,
-    )
 
 
 def is_users_request(scope: Scope) -> bool:
@@ -162,7 +73,7 @@ class UsersPlan:
     ISBNs of ``POPULAR_BOOKS`` books of the catalogue, fresh ones come from Faker.
     """
 
-    def __init__(self, seed: int, catalogue: "Catalogue") -> None:
+    def __init__(self, seed: int, catalogue: Catalogue) -> None:
         self.seed = seed
         self.catalogue = catalogue
         self._rng = random.Random(seed)
@@ -218,21 +129,23 @@ class UsersCounters:
 class UsersGenerator:
     """The staging's users: send their requests while :meth:`run` runs (one generator per staging).
 
-    It reads ``staging.config.users`` at every arrival; :meth:`configure` replaces it and wakes the
-    generator, so a change takes effect at once. At rate 0 it waits on an event.
+    It reads the users' traffic (``config().users``) at every arrival and draws its searches from
+    ``catalogue()``, both as they are now (the admin routes replace the config, a reset the
+    catalogue). Whoever replaces the traffic calls :meth:`wake`, so a change takes effect at once;
+    at rate 0 it waits for that.
     """
 
-    def __init__(self, staging: "Staging") -> None:
-        self._staging = staging
+    def __init__(self, config: Callable[[], StagingConfig], catalogue: Callable[[], Catalogue]) -> None:
+        self._config = config
+        self._catalogue = catalogue
         self.counters = UsersCounters()
         self._plan: UsersPlan | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
 
-    def configure(self, users: UsersTraffic) -> None:
-        """Replace the users' traffic (``staging.config.users``); callable from any thread."""
-        self._staging.config = self._staging.config.with_overrides(users=users)
+    def wake(self) -> None:
+        """The users' traffic was just replaced: apply it now; callable from any thread."""
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None and not loop.is_closed():
             loop.call_soon_threadsafe(wake.set)
@@ -260,21 +173,21 @@ class UsersGenerator:
         due = loop.time()
         while True:
             wake.clear()
-            users = self._staging.config.users
+            users = self._config().users
             if users.rate <= 0.0:
                 await wake.wait()
                 due = loop.time()
                 continue
             plan = self._plan_for(users)
             due = max(due, loop.time() - MAX_BACKLOG_S) + plan.gap(users.rate)
-            if await _woken_within(wake, due - loop.time()) or self._staging.config.users is not users:
+            if await _woken_within(wake, due - loop.time()) or self._config().users is not users:
                 due = loop.time()  # the traffic changed: the next gap is drawn under the new one
                 continue
             self._launch(client, plan.next_request(users.popular_share))
 
     def _plan_for(self, users: UsersTraffic) -> UsersPlan:
-        seed = users.effective_seed(self._staging.config.seed)
-        catalogue = self._staging.books.catalogue
+        seed = users.effective_seed(self._config().seed)
+        catalogue = self._catalogue()
         if self._plan is None or self._plan.seed != seed or self._plan.catalogue is not catalogue:
             self._plan = UsersPlan(seed, catalogue)
         return self._plan

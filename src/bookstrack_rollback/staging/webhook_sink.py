@@ -9,10 +9,9 @@ the next ``n`` posts to a channel fail (the route answers 503), to exercise a po
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .state import Clock
+from .base import Clock
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_KEPT = 10_000  # the oldest messages are forgotten beyond this
@@ -25,13 +24,15 @@ class WebhookMessage:
     received_at: float  # epoch seconds, staging clock
     body: Any  # the posted JSON
 
-    def as_json(self, clock: "Clock") -> dict[str, Any]:
+    def as_json(self, clock: Clock) -> dict[str, Any]:
         return {"seq": self.seq, "channel": self.channel, "received_at": clock.iso(self.received_at),
                 "body": self.body}
 
 
 @dataclass
 class WebhookSink:
+    """The messages posted to each channel since the last reset, and the failures still to inject."""
+
     messages: list[WebhookMessage] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)  # channel -> posts still to fail
     _seq: int = 0

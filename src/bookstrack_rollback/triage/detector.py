@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 
 from ..clients.bookstrack import ProbeSample
 from ..clients.cloudflare import VersionInfo
-from ..config import Runbook
+from ..config import Runbook, scaled
+from ..signals.endpoints import FRESH_KNOWN_LABEL, KNOWN_GOOD_LABELS
+from ..signals.observations import CanaryRead, WsSession
 from ..stats import Judgement, Rate
 from .decision import Decision, Situation, decide
-from .triggers import FRESH_KNOWN_LABEL, KNOWN_GOOD_LABELS, CanaryRead, Reading, TriggerEvaluator, Window, WsSession
+from .triggers import Reading, TriggerEvaluator, Window
 
 _RATE_TRIGGERS = {"error_rate_spike", "server_error_rate", "moderate_error_rate", "complete_outage",
                   "websocket_failures", "cache_failure", "provider_timeouts"}
@@ -57,9 +59,19 @@ class Detector:
     canaries: list[CanaryRead] = field(default_factory=list)
     confirmed_at: dict[str, float] = field(default_factory=dict)  # trigger id -> first confirmation
 
+    # where the live feed writes (signals.observations.Sink)
+    def probe(self, sample: ProbeSample) -> None:
+        self.samples.append(sample)
+
+    def handshake(self, session: WsSession) -> None:
+        self.ws.append(session)
+
+    def canary(self, read: CanaryRead) -> None:
+        self.canaries.append(read)
+
     @property
     def persistence_s(self) -> float:
-        return self.runbook.scaled(self.runbook.checklist.not_transient_min, self.time_scale)
+        return scaled(self.runbook.checklist.not_transient_min, self.time_scale)
 
     @property
     def recent_s(self) -> float:
@@ -68,7 +80,7 @@ class Detector:
 
     @property
     def post_deploy_window_s(self) -> float:
-        return self.runbook.scaled(self.runbook.triggers.post_deploy_window_min, self.time_scale)
+        return scaled(self.runbook.triggers.post_deploy_window_min, self.time_scale)
 
     def window(self, start: float, end: float) -> Window:
         return Window(start, end,

@@ -1,9 +1,9 @@
 """`pytest -m triage`: watch the target, read-only, for the persistence rule's length, then walk the
 checklist and the decision tree on what was seen.
 
-The probes, the bogus-token handshakes and the canary reads are the drill's signals (all reads); the
-time before the deployment comes from Analytics Engine (the runbook's "Check error rate (last 10
-minutes)"), when it can be read and trusted.
+The probes, the bogus-token handshakes and the canary reads are the live feed of the signals layer
+(all reads); the time before the deployment comes from Analytics Engine (the runbook's "Check error
+rate (last 10 minutes)"), when it can be read.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from ..clients.cloudflare import CloudflareApi, DeploymentInfo, VersionInfo
 from ..clients.errors import TargetError
 from ..config import SuiteSettings
-from ..drill.signals import SignalFeed
-from ..verify.collect import as_count
+from ..signals import analytics as queries
+from ..signals.endpoints import DRILL_ENDPOINTS, HEALTH
+from ..signals.feeds import LiveFeed
+from ..signals.observations import MIGRATION_KEY
+from ..signals.traffic import total
 from ..stats import Rate
 from .decision import Decision
 from .detector import Assessment, Detector
 from .triggers import Reading, TriggerEvaluator
-
-MIGRATION_KEY = "migration/in-progress"
 
 
 @dataclass
@@ -41,21 +42,13 @@ async def _history_before(api: CloudflareApi, settings: SuiteSettings, deployed_
                           evaluator: TriggerEvaluator) -> dict[str, Reading] | None:
     """Error and 5xx rates in the window before the deployment, from Analytics Engine."""
     span = settings.seconds(settings.runbook.checklist.error_history_window_min)
-    ago_end = max(1, math.ceil(time.time() - deployed_at))
-    ago_start = ago_end + max(1, math.ceil(span))
-    perf = settings.target.datasets.performance
-    sql = (f"SELECT SUM(_sample_interval) AS requests, sumIf(_sample_interval, blob2 != 'N/A') AS errors, "
-           f"sumIf(_sample_interval, double1 >= 500 AND blob2 != 'N/A') AS server_errors FROM {perf} "
-           f"WHERE timestamp > NOW() - INTERVAL '{ago_start}' SECOND AND timestamp <= NOW() - INTERVAL '{ago_end}' SECOND "
-           f"AND blob1 != '/health'")
-    row = (await api.sql(sql)).rows
-    if not row:
-        return None
-    requests = as_count(row[0].get("requests"))
+    ago_end = time.time() - deployed_at
+    by_path = await queries.traffic(api, settings.target.datasets.performance, ago_end + span, ago_end)
+    # what users call: /health (monitoring) is left out
+    before = total(counts for path, counts in by_path.items() if path != "/health")
+    requests, errors, server = before.requests, before.errors, before.server_errors
     if requests < settings.runbook.statistics.min_samples:
         return None
-    errors = as_count(row[0].get("errors"))
-    server = as_count(row[0].get("server_errors"))
     t = evaluator.triggers
     im = settings.runbook.triggers.immediate
     ap = settings.runbook.triggers.approval
@@ -69,9 +62,13 @@ async def _history_before(api: CloudflareApi, settings: SuiteSettings, deployed_
     }
 
 
-def probe_rate_for(time_scale: float) -> float:
-    """60 probes per runbook minute, whatever the time scale (1/s against a real target)."""
-    return min(200.0, max(1.0, 1.0 / time_scale))
+def probe_rate_for(settings: SuiteSettings) -> float:
+    """The rate at which every trigger gets half again its minimum of samples within the persistence
+    window, /health (the rarest endpoint of the mix) included; never above the target's limit."""
+    persistence = settings.seconds(settings.runbook.checklist.not_transient_min)
+    total = sum(e.weight for e in DRILL_ENDPOINTS)
+    wanted = 1.5 * settings.runbook.statistics.min_samples * total / (HEALTH.weight * persistence)
+    return min(math.ceil(wanted * 10) / 10, settings.target.max_probe_rate)
 
 
 async def observe(settings: SuiteSettings, *, probe_rate: float | None = None,
@@ -95,15 +92,14 @@ async def observe(settings: SuiteSettings, *, probe_rate: float | None = None,
             notes.append("Analytics Engine holds too little traffic from before the deployment to compare")
         detector = Detector(settings.runbook, settings.time_scale, deployed_at=deployed_at, baseline=baseline)
         stop = asyncio.Event()
-        rate = probe_rate or min(probe_rate_for(settings.time_scale), target.max_probe_rate)
-        feed = SignalFeed(target, api, detector, rate=rate, seed=settings.seed, handshakes_per_s=rate * 0.16,
-                          canary_every_s=settings.seconds(0.5))
+        rate = probe_rate or probe_rate_for(settings)
+        feed = LiveFeed(target, api, detector, rate=rate, timebase=settings.timebase, stream="triage")
         task = asyncio.create_task(feed.run(stop))
         started = time.time()
         window = detector.persistence_s
         try:
             while time.time() - started < window:
-                await asyncio.sleep(min(1.0, window / 10))
+                await asyncio.sleep(settings.timebase.tick_s)
                 progress(f"watching: {window - (time.time() - started):.1f} s of {window:.1f} s left, "
                          f"{len(detector.samples)} probes")
         finally:

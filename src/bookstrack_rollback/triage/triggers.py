@@ -12,7 +12,16 @@ from enum import Enum
 
 from ..clients.bookstrack import ProbeSample
 from ..config import Runbook
-from ..stats import Judgement, Rate, judge_above, judge_below, quantile, threshold_percent
+from ..signals.endpoints import FRESH_KNOWN_LABEL, KNOWN_GOOD_LABELS
+from ..signals.observations import CanaryRead, WsSession
+from ..stats import (
+    Judgement,
+    Rate,
+    judge_above,
+    judge_below,
+    quantile,
+    threshold_percent,
+)
 
 
 class Table(str, Enum):
@@ -26,22 +35,6 @@ class Trigger:
     name: str  # the runbook's words
     table: Table
     threshold_text: str  # as the runbook writes it
-
-
-@dataclass(frozen=True)
-class WsSession:
-    """One progress-socket session the drill or triage made (connectivity, not the bogus check)."""
-
-    at: float
-    ok: bool
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class CanaryRead:
-    at: float
-    key: str
-    intact: bool | None  # None: could not be read
 
 
 @dataclass(frozen=True)
@@ -91,9 +84,6 @@ class Window:
         return tuple(s for s in self.samples if s.endpoint != "health")
 
 
-KNOWN_GOOD_LABELS = ("title:hamlet", "isbn:9780743273565")  # repeated: they show the cache working
-# known records searched with ever-new queries: never cached, so they show what the providers answer
-FRESH_KNOWN_LABEL = "advanced:<known>"
 
 
 class TriggerEvaluator:

@@ -6,16 +6,26 @@ REALITY.md shows the step would pass a broken service or fail a healthy one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from ..clients.bookstrack import OK
 from ..config import Runbook
-from ..stats import Judgement, Rate, judge_above, judge_below, percent, quantile, threshold_percent
+from ..signals.endpoints import Endpoint
+from ..signals.observations import WsSession
+from ..signals.sessions import SocketSessions
+from ..signals.traffic import Counts, TrafficSplit
+from ..stats import (
+    Judgement,
+    Rate,
+    judge_above,
+    judge_below,
+    percent,
+    quantile,
+    threshold_percent,
+)
 from ..verdicts import CheckResult, checker_error, failed, inconclusive, passed
-
 from .evidence import Evidence
-from .plan import Endpoint
-from .traffic import Counts, TrafficSplit
 
 STARVED_SHARE = 0.1  # a checker whose loop lags more than this share of a latency threshold cannot judge it
 QUIRK_DOUBLE1 = "double1_500"
@@ -42,7 +52,7 @@ def _quirks(traffic: TrafficSplit) -> tuple[str, ...]:
     """The production quirks (REALITY.md) that the telemetry's shortfalls match."""
     found = []
     seen = traffic.all
-    if any(s.column == "status" for s in traffic.shortfalls) and seen.server_errors >= 0.9 * seen.requests:
+    if traffic.status_lies and seen.mislabelled >= 0.9 * seen.answered:
         found.append(QUIRK_DOUBLE1)
     if any(s.measure == "hits" for s in traffic.shortfalls) and seen.hits == 0:
         found.append(QUIRK_BLOB3)
@@ -57,8 +67,9 @@ def _lagging(name: str, traffic: TrafficSplit, evidence: Evidence, **measurement
 
 
 def check_signal_sanity(evidence: Evidence) -> CheckResult:
-    """Like with like: the window's recorded statuses and cache flags hold at least what the probes
-    alone got (the users' requests can only add to them)."""
+    """Like with like: the window's recorded error codes, statuses and cache flags hold at least what the
+    probes alone got (the users' requests can only add to them), and no answer without an error code
+    carries an error status."""
     name = "signal sanity"
     traffic = evidence.traffic()
     if traffic is None:
@@ -66,13 +77,14 @@ def check_signal_sanity(evidence: Evidence) -> CheckResult:
                              "fix the Cloudflare API access, then run again")
     if traffic.lagging:
         return _lagging(name, traffic, evidence)
-    if traffic.shortfalls:
+    problems = traffic.problems()
+    if problems:
         quirks = _quirks(traffic)
         named = "; ".join(QUIRK_TEXT[q] for q in quirks) or "no known quirk matches"
         return inconclusive(name, "telemetry does not record what the probes saw: "
-                            + "; ".join(s.sentence() for s in traffic.shortfalls[:3]) + f". Known quirk: {named}.",
+                            + "; ".join(problems[:3]) + f". Known quirk: {named}.",
                             "judge this service by the probe-based checks; fix the telemetry writer", quirks)
-    return passed(name, f"Analytics Engine records at least what the probes saw on every path, status by status and "
+    return passed(name, f"Analytics Engine records at least what the probes saw on every path, error by error and "
                   f"hit by hit, over {_window(evidence)} ({traffic.all.requests} data points: "
                   f"{traffic.probes.requests} the suite's probes, {traffic.users.requests} the users').")
 
@@ -186,10 +198,10 @@ def check_error_rate(evidence: Evidence, source: str, server_only: bool, runbook
     with_probes = f"all traffic, with the suite's {traffic.probes.requests} probes: {percent(everyone.value)}"
     if traffic.lagging:
         return _lagging(name, traffic, evidence)
-    if not traffic.status_trustworthy:
+    trustworthy = traffic.server_errors_trustworthy if server_only else traffic.errors_trustworthy
+    if not trustworthy:
         quirks = tuple(q for q in _quirks(traffic) if q == QUIRK_DOUBLE1)
-        named = "; ".join(QUIRK_TEXT[q] for q in quirks) or "; ".join(
-            s.sentence() for s in traffic.shortfalls if s.column == "status")
+        named = "; ".join(QUIRK_TEXT[q] for q in quirks) or "; ".join(traffic.problems("status"))
         return inconclusive(name, f"Analytics Engine reads {everyone.describe(kind)}, which is not trustworthy: "
                             f"{named}.", "judge the error rate by the probes; fix the telemetry writer", quirks,
                             measured=everyone.value, samples=everyone.total)
@@ -288,22 +300,22 @@ def check_known_records(evidence: Evidence) -> CheckResult:
 
 # --- 4. WebSocket --------------------------------------------------------------------------------
 
-def check_websocket(evidence: Evidence) -> CheckResult:
+def check_websocket(sockets: SocketSessions) -> CheckResult:
     name = "websocket connectivity"
-    if evidence.ws_error:
-        return checker_error(name, f"no progress-socket token could be obtained: {evidence.ws_error}.",
+    if sockets.error:
+        return checker_error(name, f"no progress-socket token could be obtained: {sockets.error}.",
                              "wait for the batch rate limit (10 per minute) or set BOOKSTRACK_WS_JOB/BOOKSTRACK_WS_TOKEN")
-    if not evidence.ws_runs and evidence.ws_token_failures:
-        count = len(evidence.ws_token_failures)
+    if not sockets.runs and sockets.token_failures:
+        count = len(sockets.token_failures)
         return inconclusive(name, f"the socket was not tested: all {count} requests for a progress-socket token "
-                            f"failed ({evidence.ws_token_failures[-1]}).",
+                            f"failed ({sockets.token_failures[-1]}).",
                             "POST /v1/enrichment/batch is failing: see the error-rate checks; set "
                             "BOOKSTRACK_WS_JOB/BOOKSTRACK_WS_TOKEN to test the socket on its own")
-    if not evidence.ws_runs:
+    if not sockets.runs:
         return inconclusive(name, "no progress-socket token is configured, and creating an enrichment job is not "
                             "allowed for this target (request_ws_token = false).",
                             "set BOOKSTRACK_WS_JOB and BOOKSTRACK_WS_TOKEN to a real job's token, or opt in")
-    runs = evidence.ws_runs
+    runs = sockets.runs
     bad = [r for r in runs if not (r.completed or r.job_failed)]
     if bad:
         first = bad[0]
@@ -315,24 +327,29 @@ def check_websocket(evidence: Evidence) -> CheckResult:
     jobs_failed = sum(r.job_failed for r in runs)
     note = (f"; {jobs_failed} of the jobs themselves failed (error, close 1011 \"Job failed\"): the socket works, "
             "the failures count in the error-rate checks") if jobs_failed else ""
-    return passed(name, f"{len(runs)} of {len(runs)} progress sessions (token from {evidence.ws_token_source}) "
+    return passed(name, f"{len(runs)} of {len(runs)} progress sessions (token from {sockets.token_source}) "
                   f"connected: 101, ready_ack, progress to the job's end and a clean close "
                   f"(slowest {slowest:.2f}s){note}.", sessions=len(runs), jobs_failed=jobs_failed)
 
 
-def check_websocket_refuses_bogus_token(evidence: Evidence) -> CheckResult:
+def check_websocket_refuses_bogus_token(sessions: Sequence[WsSession], minimum: int = 1) -> CheckResult:
+    """Handshakes with a made-up token (verify's, or the drill's since its rollback serves) must all get 401."""
     name = "websocket refuses a bogus token"
-    run = evidence.bogus_run
-    if run is None:
-        return inconclusive(name, "the negative check did not run.", "run again")
-    if run.handshake_status == 401:
-        return passed(name, "a made-up token was refused with 401, as a healthy worker refuses it "
-                      "(the runbook's `token=test` gets 401 too).")
-    if run.handshake_status == 101:
-        return failed(name, "a made-up token was ACCEPTED (101): the progress socket does not check tokens. "
-                      "This is a security failure.", "roll back and escalate to security")
-    return failed(name, f"a made-up token got {run.handshake_status or 'no answer'} instead of 401 "
-                  f"({run.detail}).", "the socket endpoint is failing: Durable Object issue (runbook step 4)")
+    if len(sessions) < minimum:
+        return inconclusive(name, f"only {len(sessions)} handshakes with a made-up token so far, of the {minimum} "
+                            "this check needs.", "run again (or wait for more)")
+    accepted = [w for w in sessions if w.status == 101]
+    if accepted:
+        return failed(name, f"a made-up token was ACCEPTED (101) in {len(accepted)} of {len(sessions)} handshakes: the "
+                      "progress socket does not check tokens. This is a security failure.",
+                      "roll back and escalate to security")
+    bad = [w for w in sessions if not w.ok]
+    if bad:
+        return failed(name, f"{len(bad)} of {len(sessions)} handshakes with a made-up token got "
+                      f"{bad[-1].status or 'no answer'} instead of 401 ({bad[-1].detail}).",
+                      "the socket endpoint is failing: Durable Object issue (runbook step 4)")
+    return passed(name, f"all {len(sessions)} handshakes with a made-up token were refused with 401, as a healthy "
+                  "worker refuses them (the runbook's `token=test` gets 401 too).")
 
 
 # --- 5. cache --------------------------------------------------------------------------------------
@@ -362,8 +379,7 @@ def check_cache(evidence: Evidence, runbook: Runbook) -> CheckResult:
         return _lagging(name, traffic, evidence, **measurements)
     if not traffic.cache_trustworthy:
         quirks = tuple(q for q in _quirks(traffic) if q == QUIRK_BLOB3)
-        named = "; ".join(QUIRK_TEXT[q] for q in quirks) or "; ".join(
-            s.sentence() for s in traffic.shortfalls if s.column == "cache")
+        named = "; ".join(QUIRK_TEXT[q] for q in quirks) or "; ".join(traffic.problems("cache"))
         tiers = ", ".join(f"{k} {v}" for k, v in sorted(analytics.cache_tiers.items())) or "empty"
         return inconclusive(name, f"the runbook's query reads {runbook_value}, but {named}; {cross}, "
                             f"and books_api_cache_metrics shows: {tiers}.",

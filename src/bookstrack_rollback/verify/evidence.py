@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..clients.bookstrack import ProbeSample, ProgressRun
+from ..clients.bookstrack import ProbeSample
 from ..clients.cloudflare import DeploymentInfo, VersionInfo
 from ..config import Target
+from ..signals.observations import WsSession
+from ..signals.sessions import SocketSessions
+from ..signals.traffic import Counts, TrafficSplit, split, total
 from .plan import VerifyPlan
-from .traffic import Counts, TrafficSplit, split, total
 
 
 @dataclass
@@ -40,15 +42,19 @@ class Evidence:
     serving: DeploymentInfo | None = None
     serving_version: VersionInfo | None = None
     deployments_error: str | None = None
-    ws_runs: list[ProgressRun] = field(default_factory=list)
-    ws_error: str | None = None  # the checker could not get a token (rate limited)
-    ws_token_failures: list[str] = field(default_factory=list)  # token requests the service failed
-    ws_token_source: str = ""
-    bogus_run: ProgressRun | None = None
+    sockets: SocketSessions = field(default_factory=SocketSessions)  # real-token progress sessions
+    handshakes: list[WsSession] = field(default_factory=list)  # made-up-token handshakes (401 expected)
     canaries: dict[str, bytes | None] = field(default_factory=dict)
     canary_error: str | None = None
     analytics: AnalyticsEvidence | None = None
     analytics_error: str | None = None
+
+    # where the probes and the handshakes write (signals.observations.ProbeSink, HandshakeSink)
+    def probe(self, sample: ProbeSample) -> None:
+        self.samples.append(sample)
+
+    def handshake(self, session: WsSession) -> None:
+        self.handshakes.append(session)
 
     def samples_for(self, key: str) -> list[ProbeSample]:
         return [s for s in self.samples if s.label == key]

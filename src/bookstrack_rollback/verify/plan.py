@@ -10,35 +10,7 @@ import math
 from dataclasses import dataclass
 
 from ..config import SuiteSettings
-
-KNOWN_TITLE = "hamlet"  # the runbook's title search
-KNOWN_ISBN = "9780743273565"  # the runbook's ISBN search: The Great Gatsby
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One critical endpoint the probes exercise."""
-
-    key: str  # e.g. "title:hamlet", "title:<faker>"
-    endpoint: str  # health | title | isbn
-    weight: int  # share of the probe traffic
-    query: str | None = None  # fixed query; None with ``fresh``: a new faker value per probe
-    fresh: bool = False  # a new query every probe: always a cold cache
-    known_good: bool = False  # a query that must find results (a provider outage shows here)
-
-    @property
-    def is_search(self) -> bool:
-        return self.endpoint != "health"
-
-
-DEFAULT_ENDPOINTS = (
-    Endpoint("health", "health", 1),
-    Endpoint(f"title:{KNOWN_TITLE}", "title", 3, KNOWN_TITLE, known_good=True),
-    Endpoint(f"isbn:{KNOWN_ISBN}", "isbn", 3, KNOWN_ISBN, known_good=True),
-    Endpoint("title:<faker>", "title", 1, fresh=True),
-    Endpoint("isbn:<faker>", "isbn", 1, fresh=True),
-)
-
+from ..signals.endpoints import VERIFY_ENDPOINTS, Endpoint
 
 EXTENSION = 0.5  # at most this share of the window is added when endpoints lack samples (a loaded machine)
 SLACK_S = 30.0  # added to every deadline: process start, the last queries, a loaded machine
@@ -67,6 +39,7 @@ class VerifyPlan:
     expected_from: str  # where the expectation came from, for the sentence
     ws_sessions: int
     ws_timeout_s: float
+    handshakes: int  # bogus-token handshakes spread over the window
     request_timeout_s: float
     analytics_lag_s: float
     seed: int
@@ -158,7 +131,7 @@ def make_plan(
         expected, source = target.known_stable, f"the known stable version of {target.source}"
     else:
         expected, source = None, "nothing"
-    endpoints = DEFAULT_ENDPOINTS
+    endpoints = VERIFY_ENDPOINTS
     limit = target.max_probe_rate
     if probe_rate is not None:
         if probe_rate > limit:
@@ -185,6 +158,7 @@ def make_plan(
         expected_from=source,
         ws_sessions=ws_sessions,
         ws_timeout_s=max(5.0, settings.seconds(0.5)),
+        handshakes=3,
         request_timeout_s=request_timeout_s,
         analytics_lag_s=target.analytics_lag_s,
         seed=settings.seed,

@@ -26,8 +26,8 @@ from starlette.routing import BaseRoute, Route
 from ..cloudflare.envelope import check_account
 from ..state import Staging
 from .formats import render
-from .syntax import AnalyticsSqlError
 from .store import AnalyticsUnavailable
+from .syntax import AnalyticsSqlError
 
 PATH = "/client/v4/accounts/{account_id}/analytics_engine/sql"
 
@@ -38,7 +38,7 @@ def invalid(reason: str) -> PlainTextResponse:
 
 def routes(staging: Staging) -> list[BaseRoute]:
     async def sql(request: Request) -> Response:
-        check_account(request.path_params["account_id"], staging)
+        check_account(request.path_params["account_id"], staging.config.account_id)
         raw = await request.body()
         try:
             text = raw.decode("utf-8")

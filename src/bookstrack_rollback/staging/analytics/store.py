@@ -10,9 +10,9 @@ Engine SQL"; contract/bookstrack-api.md, "Telemetry").
   "unknown table". Columns: dataset, timestamp (DateTime, whole seconds), _sample_interval (UInt32),
   index1, blob1..blob20 ('' when not written), double1..double20 (0 when not written).
 - Ingestion lag: a point written at ``t`` becomes visible to queries once ``now >= t + lag``, where
-  ``lag`` is ``config.ingestion_lag_s`` when the point is written (it may change at runtime: like a
-  delay in a pipeline, a change applies to points written after it, and never hides points already
-  visible).
+  ``lag`` is ``ingestion_lag()`` (``config.ingestion_lag_s``) when the point is written (it may change
+  at runtime: like a delay in a pipeline, a change applies to points written after it, and never
+  hides points already visible).
 - ``query()`` runs on a DuckDB cursor of its own, so the route can run it in a worker thread; a lock
   orders flushes, the buffer has its own lock, and a query sees every point flushed before it starts.
 - The database cannot touch the filesystem (``enable_external_access = false``), and the SQL it runs is
@@ -26,16 +26,14 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Callable, Sequence
 
 import duckdb
 
+from ..base import Clock
 from .sql import parse
 from .syntax import AnalyticsSqlError
 from .translate import ResultColumn, Source, translate
-
-if TYPE_CHECKING:
-    from ..state import Staging
 
 MAX_BLOBS = 20
 MAX_DOUBLES = 20
@@ -70,8 +68,11 @@ class QueryResult:
 
 
 class AnalyticsStore:
-    def __init__(self, staging: "Staging") -> None:
-        self._staging = staging
+    """The data points of every dataset (``datasets`` exist from the start), on ``clock``'s time."""
+
+    def __init__(self, clock: Clock, datasets: Sequence[str], ingestion_lag: Callable[[], float]) -> None:
+        self._clock = clock
+        self._ingestion_lag = ingestion_lag
         self._buffer_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._pending: dict[Shape, list[Row]] = {}
@@ -91,7 +92,7 @@ class AnalyticsStore:
         )
         # A compressed in-memory catalog: one million points take ~10 MB instead of ~430 MB.
         self._db.execute("ATTACH ':memory:' AS points (COMPRESS)")
-        for dataset in (staging.config.performance_dataset, staging.config.cache_dataset):
+        for dataset in datasets:
             self._check_dataset(dataset)
             self._create_table(dataset)
 
@@ -127,9 +128,8 @@ class AnalyticsStore:
             raise ValueError(f"sample_interval must be an integer >= 1, got {sample_interval!r}")
         if dataset not in self._datasets_seen:
             self._check_dataset(dataset)
-        staging = self._staging
-        row = (staging.clock.now(), index1, sample_interval, blobs, doubles)
-        key = (dataset, len(blobs), len(doubles), staging.config.ingestion_lag_s)
+        row = (self._clock.now(), index1, sample_interval, blobs, doubles)
+        key = (dataset, len(blobs), len(doubles), self._ingestion_lag())
         with self._buffer_lock:
             if self._closed:
                 return  # the staging was reset: this point belongs to a world that no longer exists
@@ -176,7 +176,7 @@ class AnalyticsStore:
                 source = Source(statement.table, self._visible_rows_sql(statement.table, table))
             cursor = self._db.cursor()
         try:
-            now = float(self._staging.clock.now())
+            now = float(self._clock.now())
             plan = translate(statement, source, now)
             if source is None:
                 rows = cursor.execute(plan.sql).fetchall()

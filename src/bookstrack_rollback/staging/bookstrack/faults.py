@@ -2,7 +2,7 @@
 
 The profile in force for one request is the serving version's ``FAULT_PROFILE`` (deployed with a
 test change, gone at once when a rollback deploys a version without it) composed with the runtime
-profile (the KV flag ``state.RUNTIME_FAULT_KEY``, which no rollback touches); a request of the
+profile (the KV flag ``base.RUNTIME_FAULT_KEY``, which no rollback touches); a request of the
 staging's own users (users.py) also has the users' ``fault``, or only that one when they are
 exempt. Each profile stops by itself ``duration_s`` after it became active (the deployment that put
 its version in service, or the moment the flag was set). A version whose ``FAULT_PROFILE`` cannot
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from ...faults import (
     API_ENDPOINTS,
@@ -38,12 +37,10 @@ from ...faults import (
     effective_latency,
     parse_fault_profile,
 )
-from ..state import RUNTIME_FAULT_KEY
-
-if TYPE_CHECKING:
-    from ..cloudflare.workers import Deployment, Version
-    from ..state import SeededRandom, Staging
-    from ..users import UsersTraffic
+from ..base import RUNTIME_FAULT_KEY, Clock, SeededRandom
+from ..cloudflare.kv import KVStore
+from ..cloudflare.workers import Deployment, Version, WorkersModel
+from ..users_traffic import UsersTraffic
 
 SEARCH_ENDPOINTS = ("title", "isbn", "advanced")
 _Z95 = 1.6448536269514722  # the standard normal's 95th percentile
@@ -69,7 +66,7 @@ class PerformanceRow:
     processing_ms: float
 
 
-def draw_latency_ms(latency: Latency, rng: "SeededRandom") -> float:
+def draw_latency_ms(latency: Latency, rng: SeededRandom) -> float:
     """A log-normal draw whose median is ``p50_ms`` and 95th percentile ``p95_ms``."""
     if latency.p50_ms <= 0.0:
         return 0.0
@@ -85,19 +82,19 @@ class FaultUnit:
     def crash_message(self) -> str | None:
         return None
 
-    def latency_ms(self, endpoint: str, rng: "SeededRandom") -> float:
+    def latency_ms(self, endpoint: str, rng: SeededRandom) -> float:
         return 0.0
 
-    def injected_error(self, endpoint: str, rng: "SeededRandom") -> InjectedError | None:
+    def injected_error(self, endpoint: str, rng: SeededRandom) -> InjectedError | None:
         return None
 
-    def handshake_fails(self, rng: "SeededRandom") -> bool:
+    def handshake_fails(self, rng: SeededRandom) -> bool:
         return False
 
     def cache_enabled(self) -> bool:
         return True
 
-    def provider_timeout_ms(self, endpoint: str, rng: "SeededRandom") -> float | None:
+    def provider_timeout_ms(self, endpoint: str, rng: SeededRandom) -> float | None:
         return None
 
     def health_constant(self) -> bool:
@@ -106,7 +103,7 @@ class FaultUnit:
     def performance_row(self, row: PerformanceRow) -> PerformanceRow:
         return row
 
-    def on_activate(self, staging: "Staging") -> None:
+    def on_activate(self, kv: KVStore) -> None:
         return None
 
 
@@ -123,7 +120,7 @@ class ErrorInjection(FaultUnit):
     rate: float
     share_5xx: float
 
-    def injected_error(self, endpoint: str, rng: "SeededRandom") -> InjectedError | None:
+    def injected_error(self, endpoint: str, rng: SeededRandom) -> InjectedError | None:
         if endpoint not in API_ENDPOINTS or rng.random() >= self.rate:
             return None
         if rng.random() < self.share_5xx:
@@ -135,7 +132,7 @@ class ErrorInjection(FaultUnit):
 class InjectedLatency(FaultUnit):
     profile: FaultProfile
 
-    def latency_ms(self, endpoint: str, rng: "SeededRandom") -> float:
+    def latency_ms(self, endpoint: str, rng: SeededRandom) -> float:
         latency = effective_latency(self.profile, endpoint)
         return draw_latency_ms(latency, rng) if latency else 0.0
 
@@ -144,7 +141,7 @@ class InjectedLatency(FaultUnit):
 class WsHandshakeFailure(FaultUnit):
     rate: float
 
-    def handshake_fails(self, rng: "SeededRandom") -> bool:
+    def handshake_fails(self, rng: SeededRandom) -> bool:
         return rng.random() < self.rate
 
 
@@ -159,7 +156,7 @@ class ProviderTimeout(FaultUnit):
     rate: float
     timeout_ms: float
 
-    def provider_timeout_ms(self, endpoint: str, rng: "SeededRandom") -> float | None:
+    def provider_timeout_ms(self, endpoint: str, rng: SeededRandom) -> float | None:
         if endpoint in SEARCH_ENDPOINTS and rng.random() < self.rate:
             return self.timeout_ms
         return None
@@ -169,9 +166,9 @@ class ProviderTimeout(FaultUnit):
 class DataLoss(FaultUnit):
     keys: tuple[str, ...]
 
-    def on_activate(self, staging: "Staging") -> None:
+    def on_activate(self, kv: KVStore) -> None:
         for key in self.keys:
-            staging.kv.delete_own(key)
+            kv.delete_own(key)
 
 
 @dataclass(frozen=True)
@@ -223,26 +220,26 @@ def build_units(profile: FaultProfile) -> tuple[FaultUnit, ...]:
 class ActiveFaults:
     """The faults in force for one request: the units of the composed profile."""
 
-    version: "Version"
+    version: Version
     profile: FaultProfile
     units: tuple[FaultUnit, ...] = field(default=())
 
     def crash_message(self) -> str | None:
         return next((m for u in self.units if (m := u.crash_message())), None)
 
-    def latency_ms(self, endpoint: str, rng: "SeededRandom") -> float:
+    def latency_ms(self, endpoint: str, rng: SeededRandom) -> float:
         return max((u.latency_ms(endpoint, rng) for u in self.units), default=0.0)
 
-    def injected_error(self, endpoint: str, rng: "SeededRandom") -> InjectedError | None:
+    def injected_error(self, endpoint: str, rng: SeededRandom) -> InjectedError | None:
         return next((e for u in self.units if (e := u.injected_error(endpoint, rng))), None)
 
-    def handshake_fails(self, rng: "SeededRandom") -> bool:
+    def handshake_fails(self, rng: SeededRandom) -> bool:
         return any(u.handshake_fails(rng) for u in self.units)
 
     def cache_enabled(self) -> bool:
         return all(u.cache_enabled() for u in self.units)
 
-    def provider_timeout_ms(self, endpoint: str, rng: "SeededRandom") -> float | None:
+    def provider_timeout_ms(self, endpoint: str, rng: SeededRandom) -> float | None:
         return next((t for u in self.units if (t := u.provider_timeout_ms(endpoint, rng)) is not None), None)
 
     def health_constant(self) -> bool:
@@ -258,17 +255,20 @@ Parsed = FaultProfile | FaultProfileError
 
 
 class FaultResolver:
-    """Which profile is in force, per request: the serving version's, composed with the runtime flag."""
+    """Which profile is in force, per request: the serving version's (asked of ``workers``), composed
+    with the runtime flag (read from ``kv``)."""
 
-    def __init__(self, staging: "Staging") -> None:
-        self._staging = staging
+    def __init__(self, clock: Clock, kv: KVStore, workers: WorkersModel) -> None:
+        self._clock = clock
+        self._kv = kv
+        self._workers = workers
         self._by_version: dict[str, Parsed] = {}
         self._runtime_raw: bytes | None = None
         self._runtime: Parsed | None = None
         self._runtime_since = 0.0
 
     # --- the two sources --------------------------------------------------------------------
-    def deployed(self, version: "Version") -> Parsed:
+    def deployed(self, version: Version) -> Parsed:
         parsed = self._by_version.get(version.id)
         if parsed is None:
             text = version.var("FAULT_PROFILE")
@@ -281,22 +281,22 @@ class FaultResolver:
 
     def active_since(self, version_id: str) -> float:
         """When the version became active: the oldest deployment of its unbroken run of service."""
-        since = self._staging.clock.now()
-        for deployment in self._staging.workers.deployments:  # newest first
+        since = self._clock.now()
+        for deployment in self._workers.deployments:  # newest first
             if not any(v == version_id for v, _ in deployment.versions):
                 break
             since = deployment.created_at
         return since
 
     def runtime(self) -> tuple[Parsed | None, float]:
-        raw = self._staging.kv.get_own(RUNTIME_FAULT_KEY)
+        raw = self._kv.get_own(RUNTIME_FAULT_KEY)
         if raw != self._runtime_raw:
             self._activate_runtime(raw)
         return self._runtime, self._runtime_since
 
     def _activate_runtime(self, raw: bytes | None) -> None:
         self._runtime_raw = raw
-        self._runtime_since = self._staging.clock.now()
+        self._runtime_since = self._clock.now()
         if raw is None:
             self._runtime = None
             return
@@ -306,18 +306,18 @@ class FaultResolver:
             self._runtime = exc
             return
         for unit in build_units(self._runtime):
-            unit.on_activate(self._staging)
+            unit.on_activate(self._kv)
 
     # --- per request ------------------------------------------------------------------------
-    def for_request(self, users: "UsersTraffic | None" = None) -> ActiveFaults:
+    def for_request(self, users: UsersTraffic | None = None) -> ActiveFaults:
         """The faults of one request; ``users``: the users' traffic when the staging's users sent it.
 
         Exempt users see only their own ``fault``; the others the active faults composed with it.
         """
-        version = self._staging.workers.version_for_request()
+        version = self._workers.version_for_request()
         if users is not None and users.exempt:
             return ActiveFaults(version, users.fault, build_units(users.fault))
-        now = self._staging.clock.now()
+        now = self._clock.now()
         deployed = self.deployed(version)
         runtime, runtime_since = self.runtime()
         crash = self._crash(deployed, "this version's FAULT_PROFILE") or self._crash(runtime, "the runtime fault flag")
@@ -340,9 +340,9 @@ class FaultResolver:
         return None
 
     # --- hooks ------------------------------------------------------------------------------
-    def on_deployment(self, deployment: "Deployment") -> None:
+    def on_deployment(self, deployment: Deployment) -> None:
         """Data loss of a deployed profile happens once, when its version enters service."""
-        workers = self._staging.workers
+        workers = self._workers
         previous = workers.deployments[1].versions if len(workers.deployments) > 1 else []
         was_serving = {version_id for version_id, _ in previous}
         for version_id, _ in deployment.versions:
@@ -352,11 +352,11 @@ class FaultResolver:
             parsed = self.deployed(version)
             if isinstance(parsed, FaultProfile):
                 for unit in build_units(parsed):
-                    unit.on_activate(self._staging)
+                    unit.on_activate(self._kv)
 
     def on_runtime_fault(self) -> None:
         """The flag was (re)set just now: it becomes active now, even if its text is unchanged."""
-        self._activate_runtime(self._staging.kv.get_own(RUNTIME_FAULT_KEY))
+        self._activate_runtime(self._kv.get_own(RUNTIME_FAULT_KEY))
 
 
 def _expired(profile: FaultProfile, since: float, now: float) -> bool:

@@ -16,13 +16,12 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...faults import Latency
+from ..base import Clock, SeededRandom
+from ..cloudflare.kv import KVStore
 from .faults import ActiveFaults, draw_latency_ms
-
-if TYPE_CHECKING:
-    from ..state import Staging
 
 PIPELINE = "batch_enrichment"
 MESSAGE_VERSION = "1.0.0"
@@ -78,12 +77,12 @@ class Job:
 class JobBoard:
     """Every job by jobId; runs them, and delivers their messages to a connected client."""
 
-    def __init__(self, staging: "Staging", sleep: Sleep = asyncio.sleep) -> None:
-        # Held, not looked up: a job still running after a reset writes into the state it began
-        # with (discarded), never into the fresh one.
-        self._rng = staging.rng
-        self._clock = staging.clock
-        self._kv = staging.kv
+    def __init__(self, rng: SeededRandom, clock: Clock, kv: KVStore, sleep: Sleep = asyncio.sleep) -> None:
+        # A job still running after a reset writes into the state it began with (discarded), never
+        # into the fresh one: a reset builds a new board over the new state.
+        self._rng = rng
+        self._clock = clock
+        self._kv = kv
         self.sleep = sleep
         self.ready_timeout_s = 5.0  # production waits 5 s for the client's ready, then goes on
         self.jobs: dict[str, Job] = {}

@@ -4,8 +4,8 @@
 cache, the batch rate limiter, the enrichment jobs, the fault resolver and the telemetry writer.
 The routes (``routes.py``, ``progress.py``) parse requests and shape answers; everything they
 decide with is here. Two hooks are called by the rest of the staging: :meth:`on_deployment` (the
-workers model, after every deploy or rollback) and :meth:`on_runtime_fault` (the admin routes,
-after the runtime flag was set).
+workers model's ``on_deployment`` callback, after every deploy or rollback) and
+:meth:`on_runtime_fault` (the admin routes, after the runtime flag was set).
 """
 
 from __future__ import annotations
@@ -13,20 +13,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ...faults import Latency
+from ...faults import FaultProfile, Latency
+from ..base import Clock, SeededRandom, StagingConfig
+from ..cloudflare.workers import Deployment
 from .cache import EVENT_MISS, CachedAnswer, EdgeCache
 from .catalogue import Book, Catalogue
 from .faults import ActiveFaults, FaultResolver, InjectedError, draw_latency_ms
 from .jobs import JobBoard, Sleep
 from .ratelimit import BatchRateLimiter
 from .telemetry import Exchange, Telemetry
-
-if TYPE_CHECKING:
-    from ...faults import FaultProfile
-    from ..cloudflare.workers import Deployment
-    from ..state import Staging
 
 # What the emulation does not sleep through but reports as processing time (realistic, in ms).
 UPSTREAM_LATENCY = Latency(p50_ms=180.0, p95_ms=600.0)  # a provider call on a cache miss
@@ -83,29 +80,36 @@ EMPTY: dict[str, list[Any]] = {"works": [], "editions": [], "authors": []}
 
 
 class BooksTrack:
-    def __init__(self, staging: "Staging", sleep: Sleep = asyncio.sleep) -> None:
-        self._staging = staging
+    """The BooksTrack worker, over its enrichment ``jobs``, its ``faults`` resolver and its
+    ``telemetry`` writer. ``config()`` is the configuration in force (the users' traffic and the
+    /health knobs change at runtime); every draw is from ``rng``, the catalogue's seed first."""
+
+    def __init__(self, config: Callable[[], StagingConfig], clock: Clock, rng: SeededRandom, *, jobs: JobBoard,
+                 faults: FaultResolver, telemetry: Telemetry, sleep: Sleep = asyncio.sleep) -> None:
+        self._config = config
+        self._clock = clock
+        self._rng = rng
         self._catalogue: Catalogue | None = None
-        self._catalogue_seed = staging.rng.getrandbits(32)
+        self._catalogue_seed = rng.getrandbits(32)
         self.sleep = sleep  # the one seam through which injected latency passes
         self.cache = EdgeCache(EDGE_TTL_S, EDGE_STALE_S)
         self.limiter = BatchRateLimiter()
-        self.jobs = JobBoard(staging)
-        self.faults = FaultResolver(staging)
-        self.telemetry = Telemetry(staging)
+        self.jobs = jobs
+        self.faults = faults
+        self.telemetry = telemetry
 
     @property
     def catalogue(self) -> Catalogue:
         if self._catalogue is None:
-            self._catalogue = Catalogue.generate(self._staging.config.catalogue_size, self._catalogue_seed)
+            self._catalogue = Catalogue.generate(self._config().catalogue_size, self._catalogue_seed)
         return self._catalogue
 
     # --- hooks called by the rest of the staging ----------------------------------------------
-    def on_deployment(self, deployment: "Deployment") -> None:
+    def on_deployment(self, deployment: Deployment) -> None:
         """Called by the workers model after every new deployment (a deploy or a rollback)."""
         self.faults.on_deployment(deployment)
 
-    def on_runtime_fault(self, profile: "FaultProfile") -> None:
+    def on_runtime_fault(self, profile: FaultProfile) -> None:
         """Called by the admin routes after a runtime fault profile was set (the KV flag)."""
         self.faults.on_runtime_fault()
 
@@ -119,31 +123,31 @@ class BooksTrack:
         """Resolve the version and faults serving this request and start its record; ``users``: a
         request of the staging's own users (users.py), who see their own fault profile as well."""
         headers = {"cf-connecting-ip": client_ip, **headers}
-        faults = self.faults.for_request(self._staging.config.users if users else None)
+        faults = self.faults.for_request(self._config().users if users else None)
         return Exchange(path, endpoint, method, url, headers, client_ip, faults)
 
     def ray_id(self) -> str:
-        return f"{self._staging.rng.hex_id(8)}-SJC"
+        return f"{self._rng.hex_id(8)}-SJC"
 
     def timestamp(self) -> str:
-        return self._staging.clock.iso()
+        return self._clock.iso()
 
     def now_ms(self) -> int:
         return self.telemetry.now_ms()
 
     def simulate(self, exchange: Exchange, latency: Latency) -> float:
         """Add an upstream or local delay to the reported processing time (not slept)."""
-        ms = draw_latency_ms(latency, self._staging.rng)
+        ms = draw_latency_ms(latency, self._rng)
         exchange.simulated_ms += ms
         return ms
 
     async def inject_latency(self, exchange: Exchange) -> None:
-        ms = exchange.faults.latency_ms(exchange.endpoint, self._staging.rng)
+        ms = exchange.faults.latency_ms(exchange.endpoint, self._rng)
         if ms > 0.0:
             await self.sleep(ms / 1000.0)
 
     def injected_error(self, exchange: Exchange) -> InjectedError | None:
-        injected = exchange.faults.injected_error(exchange.endpoint, self._staging.rng)
+        injected = exchange.faults.injected_error(exchange.endpoint, self._rng)
         if injected is not None:
             exchange.error_code = injected.code
             if injected.status >= 500:
@@ -161,7 +165,7 @@ class BooksTrack:
         return True
 
     def handshake_fails(self, exchange: Exchange) -> bool:
-        if not exchange.faults.handshake_fails(self._staging.rng):
+        if not exchange.faults.handshake_fails(self._rng):
             return False
         exchange.error_code = "INTERNAL_ERROR"
         exchange.exception("Durable Object reset because its code was updated.", self.now_ms())
@@ -170,7 +174,7 @@ class BooksTrack:
     def health(self, faults: ActiveFaults) -> dict[str, Any]:
         """Production's constant shape, or the runbook's enveloped one with the serving tag; the status
         is ``config.health_status`` in both."""
-        config = self._staging.config
+        config = self._config()
         status = config.health_status
         if config.health_shape == "constant" or faults.health_constant():
             return {"status": status, "worker": config.worker_name, "version": "1.0.0", "endpoints": list(HEALTH_ENDPOINTS)}
@@ -180,11 +184,11 @@ class BooksTrack:
     # --- search -----------------------------------------------------------------------------
     async def search(self, exchange: Exchange, key: str, finder: Callable[[], list[Book]]) -> SearchAnswer:
         """Edge cache, then the providers (which may time out), then the cache again."""
-        rng = self._staging.rng
+        rng = self._rng
         faults = exchange.faults
         cache_on = faults.cache_enabled()
         if cache_on:
-            lookup = self.cache.lookup(key, self._staging.clock.now())
+            lookup = self.cache.lookup(key, self._clock.now())
             if lookup.answer is not None:
                 ms = self.simulate(exchange, CACHE_HIT_LATENCY)
                 exchange.cache_status = "HIT"
@@ -202,5 +206,5 @@ class BooksTrack:
         data = answer_data(books)
         provider = books[0].provider if books else "none"
         if cache_on:
-            self.cache.store(key, CachedAnswer(data, provider), self._staging.clock.now())
+            self.cache.store(key, CachedAnswer(data, provider), self._clock.now())
         return SearchAnswer(data, provider, False)

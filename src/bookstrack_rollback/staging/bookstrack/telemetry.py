@@ -12,14 +12,14 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import HTTPConnection
 
+from ..analytics.store import AnalyticsStore
+from ..base import Clock
+from ..cloudflare.tail import TailHub
 from .faults import ActiveFaults, PerformanceRow
-
-if TYPE_CHECKING:
-    from ..state import Staging
 
 _SECRET_HEADERS = {"authorization", "cookie", "set-cookie", "proxy-authorization", "cf-access-client-secret"}
 _SECRET_WORDS = ("token", "secret", "password", "api-key", "apikey")
@@ -77,29 +77,36 @@ class Exchange:
 
 
 class Telemetry:
-    def __init__(self, staging: "Staging") -> None:
-        self._staging = staging
+    """Writes each request's data points to ``analytics`` (the two datasets named) and publishes its
+    tail event to ``tails``, as the worker ``worker_name``."""
+
+    def __init__(self, clock: Clock, analytics: AnalyticsStore, tails: TailHub, *, performance_dataset: str,
+                 cache_dataset: str, worker_name: str) -> None:
+        self._clock = clock
+        self._analytics = analytics
+        self._tails = tails
+        self._performance_dataset = performance_dataset
+        self._cache_dataset = cache_dataset
+        self._worker_name = worker_name
 
     def now_ms(self) -> int:
-        return int(self._staging.clock.now() * 1000)
+        return int(self._clock.now() * 1000)
 
     def finish(self, exchange: Exchange, status: int) -> None:
         """Write the request's data points and publish its tail event."""
-        staging = self._staging
-        config = staging.config
         processing_ms = exchange.processing_ms()
         row = exchange.faults.performance_row(
             PerformanceRow(exchange.path, exchange.error_code, exchange.cache_status, float(status), processing_ms)
         )
-        staging.analytics.write(
-            config.performance_dataset,
+        self._analytics.write(
+            self._performance_dataset,
             index1=row.path,
             blobs=[row.path, row.error_code, row.cache_status],
             doubles=[row.status, row.processing_ms],
         )
         for event, key, ms in exchange.cache_events:
-            staging.analytics.write(config.cache_dataset, index1=event, blobs=[event, key], doubles=[ms])
-        staging.tails.publish(self.tail_event(exchange, status))
+            self._analytics.write(self._cache_dataset, index1=event, blobs=[event, key], doubles=[ms])
+        self._tails.publish(self.tail_event(exchange, status))
 
     def tail_event(self, exchange: Exchange, status: int) -> dict[str, Any]:
         """The trace-v1 event of contract/cloudflare-api.md "Tail"."""
@@ -112,7 +119,7 @@ class Telemetry:
         }
         return {
             "outcome": outcome,
-            "scriptName": self._staging.config.worker_name,
+            "scriptName": self._worker_name,
             "eventTimestamp": self.now_ms(),
             "scriptVersion": {"id": exchange.faults.version.id},
             "event": {"request": request, "response": {"status": status}},

@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..state import Staging
+from ..base import Clock
 
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-.]{8,200}$")
 
@@ -52,47 +52,49 @@ async def handle_cloudflare_error(request: Request, exc: Exception) -> JSONRespo
     return error_response(exc)
 
 
-def authenticate(request: Request, staging: Staging) -> None:
-    """Refuse the request as Cloudflare does unless it carries the staging's token.
+def authenticate(request: Request, token: str) -> None:
+    """Refuse the request as Cloudflare does unless it carries ``token`` (the staging's).
 
     missing / unknown token: 403 code 10000; malformed token or header: 400 code 9106.
     """
     header = request.headers.get("authorization")
     if header is None:
         raise CloudflareError(403, 10000, "Authentication error")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not _TOKEN_SHAPE.match(token.strip()):
+    scheme, _, sent = header.partition(" ")
+    if scheme.lower() != "bearer" or not _TOKEN_SHAPE.match(sent.strip()):
         raise CloudflareError(400, 9106, "Authentication failed")
-    if token.strip() != staging.config.token:
+    if sent.strip() != token:
         raise CloudflareError(403, 10000, "Authentication error")
 
 
-def check_account(account_id: str, staging: Staging) -> None:
-    """A token is valid for the staging's one account only."""
-    if account_id != staging.config.account_id:
+def check_account(account_id: str, own_account_id: str) -> None:
+    """A token is valid for the staging's one account (``own_account_id``) only."""
+    if account_id != own_account_id:
         raise CloudflareError(403, 10000, "Authentication error")
 
 
 class ApiRateLimiter:
     """1200 requests per 5 minutes per user; past it, every call is refused until the window ends
-    (contract/cloudflare-api.md). Counts are per token, on the staging's clock."""
+    (contract/cloudflare-api.md): ``limit`` calls per ``window_s`` seconds. Counts are per token, on
+    the staging's clock."""
 
-    def __init__(self, staging: Staging) -> None:
-        self._staging = staging
+    def __init__(self, clock: Clock, limit: int, window_s: float) -> None:
+        self._clock = clock
+        self._limit = limit
+        self._window_s = window_s
         self._calls: dict[str, list[float]] = {}
         self._blocked_until: dict[str, float] = {}
 
     def check(self, token: str) -> None:
-        config = self._staging.config
-        now = self._staging.clock.monotonic()
+        now = self._clock.monotonic()
         blocked_until = self._blocked_until.get(token)
         if blocked_until is not None and now < blocked_until:
             raise self._refusal(blocked_until - now)
-        calls = [t for t in self._calls.get(token, []) if now - t < config.api_rate_window_s]
-        if len(calls) >= config.api_rate_limit:
-            self._blocked_until[token] = now + config.api_rate_window_s
+        calls = [t for t in self._calls.get(token, []) if now - t < self._window_s]
+        if len(calls) >= self._limit:
+            self._blocked_until[token] = now + self._window_s
             self._calls[token] = []
-            raise self._refusal(config.api_rate_window_s)
+            raise self._refusal(self._window_s)
         calls.append(now)
         self._calls[token] = calls
 

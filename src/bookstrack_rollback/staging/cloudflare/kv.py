@@ -5,16 +5,13 @@ Rollback changes code, not data: nothing in the deployments model touches this s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ..state import Staging
-
 
 class KVStore:
-    def __init__(self, staging: "Staging") -> None:
-        self._staging = staging
-        self.namespaces: dict[str, dict[str, bytes]] = {staging.config.kv_namespace_id: {}}
+    """Every namespace's keys and values; the worker's own namespace exists from the start."""
+
+    def __init__(self, own_namespace: str) -> None:
+        self._own = own_namespace
+        self.namespaces: dict[str, dict[str, bytes]] = {own_namespace: {}}
 
     def has_namespace(self, namespace_id: str) -> bool:
         return namespace_id in self.namespaces
@@ -33,10 +30,10 @@ class KVStore:
 
     # The staging's own namespace, used by the worker (runtime fault flag, canary records).
     def get_own(self, key: str) -> bytes | None:
-        return self.get(self._staging.config.kv_namespace_id, key)
+        return self.get(self._own, key)
 
     def put_own(self, key: str, value: bytes) -> None:
-        self.put(self._staging.config.kv_namespace_id, key, value)
+        self.put(self._own, key, value)
 
     def delete_own(self, key: str) -> bool:
-        return self.delete(self._staging.config.kv_namespace_id, key)
+        return self.delete(self._own, key)

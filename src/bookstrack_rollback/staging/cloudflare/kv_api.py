@@ -29,7 +29,7 @@ class KVApi:
         self._staging = staging
 
     def _namespace(self, request: Request) -> tuple[KVStore, str]:
-        check_account(request.path_params["account_id"], self._staging)
+        check_account(request.path_params["account_id"], self._staging.config.account_id)
         namespace_id = request.path_params["namespace_id"]
         store = self._staging.kv
         if not store.has_namespace(namespace_id):

@@ -19,13 +19,11 @@ import json
 import random
 import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
+from ..base import Clock, SeededRandom
 from . import errors
 from .tail_filters import TailFilters
-
-if TYPE_CHECKING:
-    from ..state import Staging
 
 MAX_OPEN_TAILS = 10
 TAIL_TTL_S = 3600.0
@@ -60,8 +58,11 @@ class Tail:
 
 
 class TailHub:
-    def __init__(self, staging: "Staging") -> None:
-        self._staging = staging
+    """The open tails and their sockets; tail ids are drawn from ``rng``, expiry is on ``clock``."""
+
+    def __init__(self, clock: Clock, rng: SeededRandom) -> None:
+        self._clock = clock
+        self._rng = rng
         self._tails: dict[str, Tail] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -70,8 +71,8 @@ class TailHub:
         self.prune()
         if len(self._tails) >= MAX_OPEN_TAILS:
             raise errors.too_many_tails(MAX_OPEN_TAILS)
-        now = self._staging.clock.now()
-        rng = self._staging.rng
+        now = self._clock.now()
+        rng = self._rng
         tail = Tail(
             id=rng.hex_id(16),
             secret=secrets.token_urlsafe(24),
@@ -100,7 +101,7 @@ class TailHub:
 
     def prune(self) -> None:
         """End every tail whose ``expires_at`` has passed on the staging clock."""
-        now = self._staging.clock.now()
+        now = self._clock.now()
         for tail in [t for t in self._tails.values() if t.expires_at <= now]:
             del self._tails[tail.id]
             self._end(tail)

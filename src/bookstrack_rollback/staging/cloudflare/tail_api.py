@@ -35,7 +35,7 @@ class TailApi:
         self._staging = staging
 
     def _hub(self, request: Request) -> TailHub:
-        check_account(request.path_params["account_id"], self._staging)
+        check_account(request.path_params["account_id"], self._staging.config.account_id)
         script = request.path_params["script"]
         if script != self._staging.config.worker_name:
             raise errors.script_not_found(script)

@@ -12,21 +12,21 @@ Interface used by the rest of the staging (keep it stable):
 - ``Version.var(name)``: a ``plain_text`` binding's text (e.g. ``FAULT_PROFILE``), or None;
 - ``Version.tag``: its ``workers/tag`` annotation, or None;
 - ``Deployment.created_at``: epoch seconds on the staging clock;
-- ``upload(...)`` and ``deploy(...)``: used by the HTTP routes and the admin seed; ``deploy`` calls
-  ``staging.books.on_deployment(deployment)``.
+- ``upload(...)`` and ``deploy(...)``: used by the HTTP routes and the admin seed; ``deploy`` hands
+  each new deployment to the ``on_deployment`` callback it was built with (the BooksTrack worker's
+  hook, wired by ``state.py``: this model knows nothing of the worker).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..base import Clock, SeededRandom
 from . import errors
-
-if TYPE_CHECKING:
-    from ..state import Staging
 
 ROLLBACK_WINDOW = 10  # "Only the 10 newest versions can be rolled back to" (contract, "Versions")
 MAX_VERSIONS_PER_DEPLOYMENT = 2
@@ -93,17 +93,28 @@ class Deployment:
 
 
 class WorkersModel:
-    def __init__(self, staging: "Staging") -> None:
-        self._staging = staging
-        self.script = staging.config.worker_name
-        self.author_id = staging.rng.hex_id()
+    """One Worker's versions and deployments, with a seeded history of three releases.
+
+    Ids are drawn from ``rng``, times read from ``clock``; ``on_deployment`` is called with every
+    deployment made after the seeded history (a deploy or a rollback).
+    """
+
+    def __init__(
+        self, clock: Clock, rng: SeededRandom, script: str, on_deployment: Callable[[Deployment], None]
+    ) -> None:
+        self._clock = clock
+        self._rng = rng
+        self.script = script
+        self.author_id = rng.hex_id()
         self.versions: list[Version] = []  # oldest first
         self.deployments: list[Deployment] = []  # newest first
+        self._on_deployment: Callable[[Deployment], None] | None = None  # nobody listens to the past
         self._seed_history()
+        self._on_deployment = on_deployment
 
     def _seed_history(self) -> None:
         """A short, plausible history: three stable releases days apart, the newest serving."""
-        now = self._staging.clock.now()
+        now = self._clock.now()
         for days_ago, tag, message in (
             (14, "1.7.0", "Stable release"),
             (7, "1.8.0", "Hotfix cache issue"),
@@ -151,7 +162,7 @@ class WorkersModel:
         if len(versions) == 1:
             found = self.get_version(versions[0][0])
         else:
-            roll = self._staging.rng.uniform(0, 100)
+            roll = self._rng.uniform(0, 100)
             found = None
             for version_id, percentage in versions:
                 roll -= percentage
@@ -194,11 +205,11 @@ class WorkersModel:
         at: float | None = None,
     ) -> Version:
         """Add a version (not deployed). ``at`` backdates it (the seeded history); default now."""
-        clock = self._staging.clock
+        clock = self._clock
         now = clock.now() if at is None else at
         annotations = {"workers/triggered_by": "upload", **annotations}
         version = Version(
-            id=self._staging.rng.uuid4(),
+            id=self._rng.uuid4(),
             number=len(self.versions) + 1,
             created_on=clock.iso(now),
             created_at=now,
@@ -254,10 +265,10 @@ class WorkersModel:
             changed = self.changed_secrets([version_id for version_id, _ in versions])
             if changed:
                 raise errors.secrets_changed(changed)
-        clock = self._staging.clock
+        clock = self._clock
         now = clock.now() if at is None else at
         deployment = Deployment(
-            id=self._staging.rng.uuid4(),
+            id=self._rng.uuid4(),
             created_on=clock.iso(now),
             created_at=now,
             source=source,
@@ -265,9 +276,8 @@ class WorkersModel:
             annotations=dict(annotations or {}),
         )
         self.deployments.insert(0, deployment)
-        books = getattr(self._staging, "books", None)
-        if books is not None:  # None only while the initial history is seeded
-            books.on_deployment(deployment)
+        if self._on_deployment is not None:
+            self._on_deployment(deployment)
         return deployment
 
     def delete_deployment(self, deployment_id: str) -> Deployment:

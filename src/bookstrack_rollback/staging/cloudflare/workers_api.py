@@ -91,7 +91,7 @@ class WorkersApi:
         self._staging = staging
 
     def _workers(self, request: Request) -> WorkersModel:
-        check_account(request.path_params["account_id"], self._staging)
+        check_account(request.path_params["account_id"], self._staging.config.account_id)
         script = request.path_params["script"]
         workers = self._staging.workers
         if script != workers.script:

@@ -6,12 +6,16 @@ path, the status it got and whether it was cached. Analytics Engine's count of a
 is the users' requests plus the probes', so the users' figures are the window's counts minus the
 probes' (:func:`split`).
 
+One definition of each measure (``analytics.traffic_sql``): an error is a request the worker gave an
+error code (blob2, which production writes truthfully: REALITY.md); a 5xx is such an error with a
+status of 500 or more (double1); a hit or a miss is an answer without an error code, by blob3.
+
 The same arithmetic tells whether the telemetry can be trusted, comparing like with like: whatever the
-users did, a window cannot hold fewer answers under 400 on a path than the probes alone got there, nor
-fewer cache hits, nor fewer misses. When it does, the telemetry lies about what the probes saw (REALITY.md:
-production's ``double1 = 500`` and ``blob3 = MISS``), and the figures built on that column are not
-judged. Failures only the suite can see (a degraded /health answered 200, an empty search for a known
-record) are judged by their own checks and never count against the telemetry.
+users did, a window cannot hold fewer errors on a path than the probes alone got there, nor fewer 5xx,
+cache hits or misses; and an answer without an error code cannot carry an error status. When it does,
+the column lies (REALITY.md: production's ``double1 = 500`` and ``blob3 = MISS``), and the figures built
+on it are not judged. Failures only the suite can see (a degraded /health answered 200, an empty search
+for a known record) are judged by their own checks and never count against the telemetry.
 """
 
 from __future__ import annotations
@@ -31,15 +35,11 @@ class Counts:
     """Requests of one window, as the target's telemetry records them."""
 
     requests: int = 0
-    ok: int = 0  # status under 400 (double1)
-    client_errors: int = 0  # 400-499 (double1)
-    server_errors: int = 0  # 500 and above (double1)
-    hits: int = 0  # answered without an error code (blob2 'N/A') from the cache (blob3 'HIT')
+    errors: int = 0  # with an error code (blob2 != 'N/A')
+    server_errors: int = 0  # of those, with a status of 500 or more (double1)
+    hits: int = 0  # answered without an error code, from the cache (blob3 'HIT')
     misses: int = 0  # answered without an error code, not from the cache
-
-    @property
-    def errors(self) -> int:
-        return self.client_errors + self.server_errors
+    mislabelled: int = 0  # answered without an error code, yet with an error status (double1 >= 400)
 
     @property
     def answered(self) -> int:
@@ -70,13 +70,11 @@ def probe_counts(samples: Iterable[ProbeSample]) -> dict[str, Counts]:
             continue
         row = rows.setdefault(sample.path, [0] * 6)
         row[0] += 1
-        if sample.status < 400:
+        if sample.status >= 400:
             row[1] += 1
-            row[4 if sample.cached else 5] += 1
-        elif sample.status < 500:
-            row[2] += 1
+            row[2] += sample.status >= 500
         else:
-            row[3] += 1
+            row[3 if sample.cached else 4] += 1
     return {path: Counts(*row) for path, row in rows.items()}
 
 
@@ -86,22 +84,25 @@ def tolerance(count: int) -> int:
     return max(2, math.ceil(0.05 * count))
 
 
+MEASURES = ("errors", "server_errors", "hits", "misses")
+
+
 @dataclass(frozen=True)
 class Shortfall:
     """The telemetry records fewer of something on a path than the probes alone got there."""
 
     path: str
-    measure: str  # ok | client_errors | server_errors | hits | misses
+    measure: str  # one of MEASURES
     recorded: int
     probes: int
 
     @property
     def column(self) -> str:
-        return "status" if self.measure in ("ok", "client_errors", "server_errors") else "cache"
+        return "status" if self.measure in ("errors", "server_errors") else "cache"
 
     def sentence(self) -> str:
-        what = {"ok": "answers under 400", "client_errors": "4xx answers", "server_errors": "5xx answers",
-                "hits": "cache hits", "misses": "cache misses"}[self.measure]
+        what = {"errors": "error answers", "server_errors": "5xx answers", "hits": "cache hits",
+                "misses": "cache misses"}[self.measure]
         return (f"Analytics Engine records {self.recorded} {what} on {self.path} where the suite's own probes "
                 f"alone got {self.probes}")
 
@@ -121,12 +122,31 @@ class TrafficSplit:
         return self.all.requests < self.probes.requests - tolerance(self.probes.requests)
 
     @property
-    def status_trustworthy(self) -> bool:
+    def status_lies(self) -> bool:
+        """Answers without an error code recorded with an error status: the status column (double1)
+        cannot be read."""
+        return self.all.mislabelled > tolerance(self.all.answered)
+
+    @property
+    def errors_trustworthy(self) -> bool:
+        """The error code (blob2) records at least the probes' own errors and answers."""
         return not self.lagging and not any(s.column == "status" for s in self.shortfalls)
+
+    @property
+    def server_errors_trustworthy(self) -> bool:
+        return self.errors_trustworthy and not self.status_lies
 
     @property
     def cache_trustworthy(self) -> bool:
         return not self.lagging and not any(s.column == "cache" for s in self.shortfalls)
+
+    def problems(self, column: str | None = None) -> list[str]:
+        """Each way the telemetry fails like with like (in ``column``: status or cache), as a sentence."""
+        found = [s.sentence() for s in self.shortfalls if column in (None, s.column)]
+        if self.status_lies and column in (None, "status"):
+            found.insert(0, f"Analytics Engine records {self.all.mislabelled} of {self.all.answered} answers "
+                            "without an error code with an error status (double1 of 400 or more)")
+        return found
 
 
 def split(recorded: dict[str, Counts], samples: Iterable[ProbeSample]) -> TrafficSplit:
@@ -135,7 +155,7 @@ def split(recorded: dict[str, Counts], samples: Iterable[ProbeSample]) -> Traffi
     shortfalls = []
     for path, mine in sorted(probes.items()):
         seen = recorded.get(path, Counts())
-        for measure in ("ok", "client_errors", "server_errors", "hits", "misses"):
+        for measure in MEASURES:
             wanted, got = getattr(mine, measure), getattr(seen, measure)
             if wanted - got > tolerance(wanted):
                 shortfalls.append(Shortfall(path, measure, got, wanted))

@@ -1,0 +1,109 @@
+"""The feeds beside the probes: progress-socket handshakes with made-up tokens and canary reads, and the
+live feed of triage and the drill that runs all three until it is stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+
+import httpx
+
+from ..clients import bookstrack
+from ..clients.cloudflare import CloudflareApi
+from ..clients.errors import TargetError
+from ..config import Target, Timebase
+from .endpoints import DRILL_ENDPOINTS
+from .observations import CanaryRead, CanarySink, HandshakeSink, Sink, WsSession
+from .probing import ProbeLoop, stopped_within
+
+BOGUS_JOB = "bookstrack-handshake-probe"
+
+
+async def bogus_handshake(base_url: str, rng: random.Random, timeout: float) -> WsSession:
+    """One handshake with a made-up token: a healthy worker refuses it with 401. It needs no job (the
+    batch endpoint allows only 10 a minute); a 500 or no answer means the socket endpoint is failing,
+    a 101 that it accepts any token."""
+    at = time.time()
+    run = await bookstrack.run_progress_socket(base_url, BOGUS_JOB, str(uuid.UUID(int=rng.getrandbits(128))),
+                                               timeout=timeout)
+    ok = run.handshake_status == 401
+    return WsSession(at, ok, "" if ok else run.detail or f"HTTP {run.handshake_status}", run.handshake_status)
+
+
+async def handshakes(base_url: str, sink: HandshakeSink, stop: asyncio.Event, *, every_s: float, seed: int,
+                     timeout: float, max_in_flight: int = 64) -> None:
+    """Bogus-token handshakes, one every ``every_s`` seconds until ``stop``, open-loop like the probes (a
+    slow answer does not delay the next one; a slot that finds ``max_in_flight`` waiting is skipped)."""
+    rng = random.Random(seed)
+    pending: set[asyncio.Task[None]] = set()
+
+    async def one() -> None:
+        sink.handshake(await bogus_handshake(base_url, rng, timeout))
+
+    loop = asyncio.get_running_loop()
+    start, k = loop.time(), 0
+    try:
+        while not stop.is_set():
+            if len(pending) < max_in_flight:
+                task = asyncio.create_task(one())
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            k += 1
+            if await stopped_within(stop, start + k * every_s - loop.time()):
+                break
+        if pending:
+            await asyncio.wait(pending, timeout=timeout + 1)
+    finally:
+        left = list(pending)
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+
+
+async def canaries(api: CloudflareApi, target: Target, sink: CanarySink, stop: asyncio.Event, *, every_s: float) -> None:
+    """Read the target's canary records back, every ``every_s`` seconds, until ``stop``."""
+    namespace = target.kv_namespace_id
+    if not namespace or not target.canaries:
+        return
+    while not stop.is_set():
+        for key, expected in target.canaries:
+            try:
+                value = await api.kv_get(namespace, key)
+                intact: bool | None = value == expected.encode("utf-8")
+            except TargetError:
+                intact = None
+            # stamped when the answer came: a read sent just before a deploy but answered after it shows
+            # the data after it, and must not count in the baseline before it
+            sink.canary(CanaryRead(time.time(), key, intact))
+        if await stopped_within(stop, every_s):
+            return
+
+
+class LiveFeed:
+    """Probes, bogus-token handshakes and canary reads at once, until ``stop``: what triage watches and
+    what the drill watches from its preflight until it has verified its recovery. Its cadences come from
+    the run's timebase, its randomness from the named streams ``{stream}/probes`` and
+    ``{stream}/handshakes``."""
+
+    def __init__(self, target: Target, api: CloudflareApi, sink: Sink, *, rate: float, timebase: Timebase,
+                 stream: str) -> None:
+        assert target.base_url is not None
+        self.target, self.api, self.sink, self.timebase, self.stream = target, api, sink, timebase, stream
+        timeout = timebase.request_timeout_s
+        self.probes = ProbeLoop(target.base_url, DRILL_ENDPOINTS, rate=rate, seed=timebase.stream_seed(f"{stream}/probes"),
+                                sink=sink, timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)))
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.probes.skipped.values())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        assert self.target.base_url is not None
+        tb = self.timebase
+        await asyncio.gather(
+            self.probes.run(lambda _offset: True, stop=stop),
+            handshakes(self.target.base_url, self.sink, stop, every_s=tb.handshake_every_s,
+                       seed=tb.stream_seed(f"{self.stream}/handshakes"), timeout=tb.request_timeout_s),
+            canaries(self.api, self.target, self.sink, stop, every_s=tb.canary_every_s))

@@ -1,0 +1,97 @@
+"""The one open-loop probe schedule of verify, triage and the drill.
+
+Probes leave at fixed slots (``start + k / rate``) whatever the target does: an open loop, so a slow
+target cannot slow the probing down and hide its own latency. At most ``MAX_IN_FLIGHT`` probes wait for
+answers at once; a slot that finds them all busy is skipped and counted, so a slow target or a starved
+checker never builds a queue inside the checker that would inflate the latencies it measures. Each
+answer is written into the sink as it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+
+import httpx
+
+from ..clients import bookstrack
+from .endpoints import Endpoint, QueryMaker, schedule
+from .observations import ProbeSink
+
+MAX_IN_FLIGHT = 160
+
+
+async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds`` unless ``stop`` is set first; True when it was."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+        return True
+    except TimeoutError:
+        return False
+
+
+class ProbeLoop:
+    def __init__(self, base_url: str, endpoints: tuple[Endpoint, ...], *, rate: float, seed: int, sink: ProbeSink,
+                 timeout: httpx.Timeout, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+        if rate <= 0:
+            raise ValueError(f"a probe rate must be above 0, got {rate}")
+        self.cycle = schedule(endpoints, random.Random(seed))
+        self.queries = QueryMaker(seed)
+        self.rate, self.sink, self.timeout = rate, sink, timeout
+        self.clients = bookstrack.ProbeClients(base_url, size=max_in_flight, timeout=timeout)
+        self.skipped: dict[str, int] = {}  # slots skipped per endpoint: every client was waiting
+        self.sent = 0
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def pending(self, key: str) -> int:
+        """Probes of this endpoint still waiting for their answers."""
+        return sum(1 for task in self._in_flight if task.get_name() == key)
+
+    async def _one(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
+        path, params = self.queries.params(endpoint)
+        try:
+            self.sink.probe(await bookstrack.probe(client, endpoint.endpoint, path, params, label=endpoint.key))
+        finally:
+            self.clients.release(client)
+
+    def _launch(self, endpoint: Endpoint) -> None:
+        if not self.clients.available():
+            self.skipped[endpoint.key] = self.skipped.get(endpoint.key, 0) + 1
+            return
+        task = asyncio.create_task(self._one(endpoint, self.clients.lease()), name=endpoint.key)
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        self.sent += 1
+
+    async def run(self, keep_going: Callable[[float], bool], *, stop: asyncio.Event | None = None,
+                  tick: Callable[[float], None] = lambda _elapsed: None) -> float:
+        """Send one probe per slot while ``keep_going(slot's offset in seconds)`` holds and ``stop`` is not
+        set; then wait for the last answers up to the request timeout. Returns the seconds probed."""
+        loop = asyncio.get_running_loop()
+        start, k = loop.time(), 0
+        try:
+            while stop is None or not stop.is_set():
+                offset = k / self.rate
+                if not keep_going(offset):
+                    break
+                # a slot already due still yields once: a loop that has fallen behind must not starve the
+                # other feeds (and the answers) while it catches up
+                delay = max(0.0, start + offset - loop.time())
+                if stop is None:
+                    await asyncio.sleep(delay)
+                elif await stopped_within(stop, delay):
+                    break
+                self._launch(self.cycle[k % len(self.cycle)])
+                k += 1
+                tick(loop.time() - start)
+            probed = loop.time() - start
+            if self._in_flight:
+                await asyncio.wait(self._in_flight, timeout=(self.timeout.read or 5.0) + 1)
+            return probed
+        finally:
+            left = list(self._in_flight)
+            for task in left:
+                task.cancel()
+            await asyncio.gather(*left, return_exceptions=True)
+            await self.clients.aclose()
