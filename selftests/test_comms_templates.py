@@ -12,9 +12,7 @@ import pytest
 
 from bookstrack_rollback.comms import (
     IncidentFacts,
-    Measure,
     RecoveryFacts,
-    RecoveryMeasures,
     Release,
     StatusState,
     TimelineEntry,
@@ -26,7 +24,9 @@ from bookstrack_rollback.comms import (
     spike_reason,
     utc_stamp,
 )
-from bookstrack_rollback.config.runbook import load_runbook
+from bookstrack_rollback.config import load_runbook, scaled
+from bookstrack_rollback.drill.record import Measures
+from bookstrack_rollback.measures import Measure
 from bookstrack_rollback.stats import Rate
 
 T0 = datetime(2025, 11, 15, 14, 30, 5, tzinfo=timezone.utc)
@@ -171,8 +171,11 @@ def timeline() -> list[TimelineEntry]:
 
 
 def test_postmortem_is_filled_from_the_timeline_and_measures():
-    measures = RecoveryMeasures.measured(time_to_detect_s=4.3, time_to_rollback_s=7.1, total_recovery_s=11.4,
-                                         drill=load_runbook().drill, time_scale=0.02)
+    drill = load_runbook().drill
+    measures = Measures(time_to_detect_s=4.3, time_to_rollback_s=7.1, total_recovery_s=11.4,
+                        budget_detect_s=scaled(drill.time_to_detect_budget_min, 0.02),
+                        budget_rollback_s=scaled(drill.time_to_rollback_budget_min, 0.02),
+                        budget_total_s=scaled(drill.total_recovery_budget_min, 0.02), time_scale=0.02).each()
     text = render_postmortem(FACTS, RECOVERY, timeline(), measures, resolved_at=T0 + timedelta(minutes=5),
                              written_at=T0 + timedelta(hours=1))
     assert_complete(text)
@@ -207,9 +210,8 @@ def test_postmortem_is_filled_from_the_timeline_and_measures():
 
 
 def test_postmortem_at_full_scale_and_an_undetected_fault():
-    measures = RecoveryMeasures(Measure("Time to detect (TTD)", None, 300.0),
-                                Measure("Time to rollback (TTR)", 150.0, 300.0),
-                                Measure("Total recovery", 420.0, 600.0))
+    measures = (Measure("time to detect", "TTD", None, 300.0), Measure("time to rollback", "TTR", 150.0, 300.0),
+                Measure("total recovery", "total", 420.0, 600.0))
     text = render_postmortem(FACTS, RECOVERY, timeline()[:1], measures, resolved_at=T0, written_at=T0)
     assert_complete(text)
     assert "| Time to detect (TTD) | not reached | 5 min 00 s | NO |\n" in text
@@ -224,7 +226,9 @@ def test_postmortem_inputs_are_checked():
     with pytest.raises(ValueError, match="must carry a time zone"):
         TimelineEntry("detect", datetime(2025, 11, 15), None, "passed")
     with pytest.raises(ValueError, match="at least one timeline entry"):
-        render_postmortem(FACTS, RECOVERY, [], RecoveryMeasures(*(Measure("m", 1.0, 2.0),) * 3),
+        render_postmortem(FACTS, RECOVERY, [], Measures(budget_detect_s=2, budget_rollback_s=2, budget_total_s=4).each(),
                           resolved_at=T0)
-    with pytest.raises(ValueError, match="budget of m"):
-        Measure("m", 1.0, 0.0)
+    with pytest.raises(ValueError, match="needs TTD, TTR and total recovery, in that order"):
+        render_postmortem(FACTS, RECOVERY, timeline(), (Measure("m", "m", 1.0, 2.0),) * 3, resolved_at=T0)
+    with pytest.raises(ValueError, match="m: the budget must be a finite number of at least 0, got -1.0"):
+        Measure("m", "m", 1.0, -1.0)

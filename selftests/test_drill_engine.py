@@ -20,7 +20,7 @@ from bookstrack_rollback.config import SuiteSettings, TargetOverrides, resolve_s
 from bookstrack_rollback.config.secret import Secret
 from bookstrack_rollback.drill.journal import DrillListener
 from bookstrack_rollback.drill.record import ERROR, DrillRecord, PhaseRecord, RecordStore
-from bookstrack_rollback.drill.runner import DrillError, DrillOptions, run_drill
+from bookstrack_rollback.drill.runner import DrillOptions, run_drill
 from bookstrack_rollback.drill.scenarios import load_scenarios
 from bookstrack_rollback.faults import RUNTIME_FLAG_KEY
 from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread

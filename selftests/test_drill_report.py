@@ -14,7 +14,24 @@ from typing import Any
 
 import pytest
 
-from bookstrack_rollback.drill.record import FAILED, PASSED, DrillRecord, Measures, PhaseRecord, RecordStore
+from bookstrack_rollback.drill.record import (
+    FAILED,
+    PASSED,
+    ApprovalRecord,
+    CheckRecord,
+    ChecklistRecord,
+    DrillRecord,
+    Measures,
+    MessageRecord,
+    PhaseRecord,
+    RecordStore,
+    RollbackRecord,
+    RollbackStepRecord,
+    SeriesPoint,
+    TestChangeRef,
+    TriggerRecord,
+    VersionRef,
+)
 from bookstrack_rollback.reporting.__main__ import main
 from bookstrack_rollback.reporting.decision_tree import APPROVAL_OUTCOME, SIDE_OUTCOMES, parse_path
 from bookstrack_rollback.reporting.drill_report import render_drill_report, write_drill_report, write_index
@@ -32,14 +49,13 @@ PATHS = {
 }
 
 
-def series(rows: int, fault_from: float = 0.0, fault_to: float = 6.0) -> list[dict[str, Any]]:
+def series(rows: int, fault_from: float = 0.0, fault_to: float = 6.0) -> list[SeriesPoint]:
     """Signals per interval as the runner writes them: bad while the test change serves."""
     out = []
     for i in range(rows):
         t = round(-3.0 + i * 0.25, 3)
         bad = fault_from <= t < fault_to
-        out.append({"t": t, "requests": 8, "error_rate": 0.3 if bad else 0.0, "server_error_rate": 0.0,
-                    "p95_ms": 6.4 if i % 7 else None, "ws_failure_rate": 0.0 if i % 2 else None})
+        out.append(SeriesPoint(t, 8, 0.3 if bad else 0.0, 0.0, 6.4 if i % 7 else None, 0.0 if i % 2 else None))
     return out
 
 
@@ -65,17 +81,17 @@ def record(scenario: str, *, start: float, method: str = "api_rollback", expect:
                              f"blip [{scenario}].")
     rec.decision_path = list(PATHS[decision])
     rec.checklist = [
-        {"item": "Issue is not transient (lasted >5 minutes)", "tick": "yes" if rolls_back else "no",
-         "sentence": f"it has lasted 6.0s (5.0 runbook minutes) and has not ended in the recent window [{scenario}]"},
-        {"item": "Issue is deployment-related (started after recent deploy)", "tick": "yes",
-         "sentence": "it began 0.1s after the deployment, and none of its triggers fired in the baseline before it"},
-        {"item": "Rollback target identified (previous stable deployment)", "tick": "yes",
-         "sentence": f"1.9.0 ({STABLE['id']}), the known stable version that passed verification"}]
-    rec.triggers = [{"id": "error_rate_spike", "name": "Error Rate Spike", "table": "immediate", "fires": True,
-                     "sentence": "error rate 27.2% (95% CI 20.9-34.5%) over 162 requests exceeds the >10% threshold"}]
-    rec.known_stable = dict(STABLE)
-    rec.bad_version = {"id": "dd068bcb-c0fe-4cb4-8b0f-f17c27987793", "tag": "2.0.0-drill",
-                       "fault_profile": {"label": "Error Rate Spike: 30% of API requests fail"}}
+        ChecklistRecord("Issue is not transient (lasted >5 minutes)", "yes" if rolls_back else "no",
+                        f"it has lasted 6.0s (5.0 runbook minutes) and has not ended in the recent window [{scenario}]"),
+        ChecklistRecord("Issue is deployment-related (started after recent deploy)", "yes",
+                        "it began 0.1s after the deployment, and none of its triggers fired in the baseline before it"),
+        ChecklistRecord("Rollback target identified (previous stable deployment)", "yes",
+                        f"1.9.0 ({STABLE['id']}), the known stable version that passed verification")]
+    rec.triggers = [TriggerRecord("error_rate_spike", "Error Rate Spike", "immediate", True,
+                                  "error rate 27.2% (95% CI 20.9-34.5%) over 162 requests exceeds the >10% threshold")]
+    rec.known_stable = VersionRef(**STABLE)
+    rec.bad_version = TestChangeRef("dd068bcb-c0fe-4cb4-8b0f-f17c27987793", "2.0.0-drill",
+                                    fault_profile={"label": "Error Rate Spike: 30% of API requests fail"})
     rec.markers = {"fault live": live, "detected": live + (ttd or 0)}
     rec.phases = [PhaseRecord("preflight", start, live, "ok", "known stable 1.9.0; baseline healthy over 90 probes"),
                   PhaseRecord("detect", live, live + 6.0, "ok", "Error Rate Spike confirmed after 1.21s")]
@@ -83,26 +99,23 @@ def record(scenario: str, *, start: float, method: str = "api_rollback", expect:
         started = live + 6.1
         rec.markers.update({"decided": started - 0.04, "rollback started": started, "serving": started + 0.08,
                             "verified": started + ttr})
-        rec.rollback = {"method": "Method 1: Wrangler Rollback", "method_id": method, "version_id": STABLE["id"],
-                        "version_tag": "1.9.0", "deployment_id": "71362605-143a-4fe6-a721-6bead7a3a509",
-                        "duration_s": 0.0113,
-                        "steps": [{"name": "execute rollback: deploy version 119faa47 at 100%", "outcome": "ok",
-                                   "detail": "deployment 71362605 serves version 119faa47 at 100%",
-                                   "duration_s": 0.0031}]}
+        rec.rollback = RollbackRecord(
+            "Method 1: Wrangler Rollback", method, STABLE["id"], "1.9.0", "71362605-143a-4fe6-a721-6bead7a3a509",
+            0.0113, [RollbackStepRecord("execute rollback: deploy version 119faa47 at 100%", "ok",
+                                        "deployment 71362605 serves version 119faa47 at 100%", 0.0031)])
         rec.wrangler_command = f"wrangler rollback {STABLE['id']} --message 'Rollback due to error rate' --name api"
-        rec.verification = [{"check": "error rate (probes)", "verdict": "PASS",
-                             "sentence": "error rate 0.0% (95% CI 0.0-4.3%) over 86 requests is below the 5% threshold."}]
-        rec.serving_after = dict(STABLE)
+        rec.verification = [CheckRecord("error rate (probes)", "PASS",
+                                        "error rate 0.0% (95% CI 0.0-4.3%) over 86 requests is below the 5% threshold.")]
+        rec.serving_after = VersionRef(**STABLE)
     else:
         rec.markers["decided"] = live + 5.3
     if decision == "GET APPROVAL":
-        rec.approval = {"approver": "lead on call (drill)", "granted_at": live + 6.0, "for": rec.decision_sentence}
-    rec.messages = [{"channel": "bookstrack-alerts", "kind": "slack: rollback in progress",
-                     "text": message or f"🚨 **ROLLBACK IN PROGRESS**\n\nReason: Error rate spiked [{scenario}]",
-                     "at": "2026-11-29T15:41:38+00:00", "posted": "HTTP 200 after 1 attempt(s)"},
-                    {"channel": "status-page", "kind": "status page: Investigating",
-                     "text": "[INVESTIGATING] API Error Rate Elevated", "at": "2026-11-29T15:41:36+00:00",
-                     "posted": "not posted: no webhook configured for this channel"}]
+        rec.approval = ApprovalRecord("lead on call (drill)", live + 6.0, rec.decision_sentence)
+    rec.messages = [MessageRecord("bookstrack-alerts", "slack: rollback in progress",
+                                  message or f"🚨 **ROLLBACK IN PROGRESS**\n\nReason: Error rate spiked [{scenario}]",
+                                  "2026-11-29T15:41:38+00:00", "HTTP 200 after 1 attempt(s)"),
+                    MessageRecord("status-page", "status page: Investigating", "[INVESTIGATING] API Error Rate Elevated",
+                                  "2026-11-29T15:41:36+00:00", "not posted: no webhook configured for this channel")]
     rec.series = series(rows)
     rec.failure = "; ".join(rec.measures.over_budget())
     rec.status = FAILED if rec.failure else PASSED
@@ -116,8 +129,9 @@ def run_of(start: float, count: int, **kwargs: Any) -> list[DrillRecord]:
     return [record(names[i % 12], method=methods[i % 12], start=start + 12.6 * i, **kwargs) for i in range(count)]
 
 
-def as_json(records: list[DrillRecord]) -> list[dict[str, Any]]:
-    return [json.loads(json.dumps(r.as_json(), default=str)) for r in records]  # exactly as read from disk
+def from_disk(records: list[DrillRecord]) -> list[DrillRecord]:
+    """The records exactly as the report reads them back from reports/drills/<id>.json."""
+    return [DrillRecord.from_json(json.loads(json.dumps(r.as_json(), default=str))) for r in records]
 
 
 def section(html: str, drill_id: str) -> str:
@@ -136,7 +150,7 @@ def test_the_report_shows_the_records_real_figures_and_sentences() -> None:
     records = [record("error-spike", start=T0), record("latency-spike", start=T0 + 13, expect="GET APPROVAL",
                                                      ttd=3.6242063, ttr=2.9417219),
                record("blip", start=T0 + 26, expect="NO ACTION")]
-    html = render_drill_report(as_json(records), [], title="Quarterly drill")
+    html = render_drill_report(from_disk(records), [], title="Quarterly drill")
     assert banner(html).count("All 3 drills passed") == 1
     for rec in records:
         m = rec.measures
@@ -145,7 +159,7 @@ def test_the_report_shows_the_records_real_figures_and_sentences() -> None:
         assert f"{m.time_to_detect_s:.2f}s · {m.runbook_minutes(m.time_to_detect_s):.1f} min" in html  # scenario table
         assert escape(rec.decision_sentence) in part
         for item in rec.checklist:
-            assert escape(item["item"]) in part and escape(item["sentence"]) in part
+            assert escape(item.item) in part and escape(item.sentence) in part
         assert f">{rec.scenario}</a>" in html
     spike, approval, blip = (section(html, r.drill_id) for r in records)
     assert "<b>1.21s (1.0 runbook min)</b>" in spike and "<b>2.72s (2.3 runbook min)</b>" in spike
@@ -166,7 +180,7 @@ def test_the_report_shows_the_records_real_figures_and_sentences() -> None:
 def test_a_failed_drill_names_its_slow_phase_in_the_banner_and_its_section() -> None:
     good, slow = record("error-spike", start=T0), record("server-errors", start=T0 + 13, ttd=7.4)
     assert slow.status == FAILED and "the slow phase was detect" in slow.failure
-    html = render_drill_report(as_json([good, slow]), [], title="Quarterly drill")
+    html = render_drill_report(from_disk([good, slow]), [], title="Quarterly drill")
     sentence = escape(slow.measures.over_budget()[0])
     assert sentence.startswith("time to detect 7.4s (6.2 runbook minutes) exceeded its budget of 6.0s")
     top = banner(html)
@@ -181,7 +195,7 @@ def test_three_past_drills_are_three_points_in_the_trend() -> None:
     past = [record("error-spike", start=T0 - 3000 + 500 * i, ttd=1.0 + i / 10) for i in range(3)]
     current = record("error-spike", start=T0)
     history = [r.summary() for r in past]
-    html = render_drill_report(as_json([current]), history, title="Quarterly drill")
+    html = render_drill_report(from_disk([current]), history, title="Quarterly drill")
     trend = re.search(r'<svg class="chart trend".*?</svg>', html, re.S)
     assert trend, "no trend chart"
     for name in ("time to detect", "time to rollback", "total recovery"):
@@ -191,7 +205,7 @@ def test_three_past_drills_are_three_points_in_the_trend() -> None:
 
 
 def test_the_report_references_nothing_outside_itself() -> None:
-    html = render_drill_report(as_json(run_of(T0, 12)), [r.summary() for r in run_of(T0 - 900, 12)], title="Drill")
+    html = render_drill_report(from_disk(run_of(T0, 12)), [r.summary() for r in run_of(T0 - 900, 12)], title="Drill")
     assert not re.search(r"<script\b[^>]*\bsrc\s*=", html, re.I)
     assert not re.search(r"<link\b[^>]*stylesheet", html, re.I)
     assert not re.search(r"@import|url\(\s*['\"]?\s*(https?:)?//", html, re.I)
@@ -205,7 +219,7 @@ def test_the_report_references_nothing_outside_itself() -> None:
 def test_every_text_is_escaped_and_credentials_are_redacted() -> None:
     hostile = "<script>alert('x')</script>"
     rec = record(hostile, start=T0, message="Authorization: Bearer sk-live-0123456789abcdef posted")
-    html = render_drill_report(as_json([rec]), [rec.summary()], title=f"Drill {hostile}")
+    html = render_drill_report(from_disk([rec]), [rec.summary()], title=f"Drill {hostile}")
     assert "<script" not in html.lower()
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
     assert "sk-live-0123456789abcdef" not in html and "Authorization: Bearer [redacted] posted" in html
@@ -213,14 +227,14 @@ def test_every_text_is_escaped_and_credentials_are_redacted() -> None:
 
 def test_twelve_drills_with_sixty_row_series_stay_under_one_mebibyte() -> None:
     records = run_of(T0, 12, rows=60)
-    html = render_drill_report(as_json(records), [r.summary() for r in run_of(T0 - 3600, 12) + records], title="Drill")
+    html = render_drill_report(from_disk(records), [r.summary() for r in run_of(T0 - 3600, 12) + records], title="Drill")
     assert len(html.encode("utf-8")) < 1024 * 1024
     assert html.count('<section class="drill') == 12
 
 
 def test_the_index_lists_the_reports_newest_first(tmp_path: Path) -> None:
-    newer = as_json(run_of(T0, 3))
-    older = as_json(run_of(T0 - 86400, 2, ttd=7.0))  # over budget: a failed run
+    newer = from_disk(run_of(T0, 3))
+    older = from_disk(run_of(T0 - 86400, 2, ttd=7.0))  # over budget: a failed run
     newest_path = write_drill_report(tmp_path, newer, [], title="Newer run")
     older_path = write_drill_report(tmp_path, older, [], title="Older run")  # written last on purpose
     assert newest_path.name == "report-20261129T154027Z.html" and older_path.name == "report-20261128T154027Z.html"

@@ -19,7 +19,7 @@ import pytest
 
 from bookstrack_rollback.config import SuiteSettings, TargetOverrides, resolve_suite_settings
 from bookstrack_rollback.config.secret import Secret
-from bookstrack_rollback.drill.record import RecordStore
+from bookstrack_rollback.drill.record import DrillRecord, RecordStore
 from bookstrack_rollback.drill.runner import DrillOptions, run_drill
 from bookstrack_rollback.drill.scenarios import load_scenarios
 from bookstrack_rollback.reporting.drill_report import write_drill_report, write_index
@@ -71,7 +71,7 @@ def drill_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
         running.stop()
     store = RecordStore(reports)
     data = json.loads((store.drills / f"{record.drill_id}.json").read_text())
-    path = write_drill_report(reports, [data], store.history_lines())
+    path = write_drill_report(reports, [DrillRecord.from_json(data)], store.history_lines())
     write_index(reports)
     yield path, data
 

@@ -9,7 +9,7 @@
   incident-logs-...log``) through the Cloudflare API and the tail socket.
 """
 
-from .postmortem import Measure, RecoveryMeasures, TimelineEntry, render_postmortem
+from .postmortem import TimelineEntry, render_postmortem
 from .tail_logs import TailLogsError, incident_log_name, preserve_tail_logs
 from .templates import (
     IncidentFacts,
@@ -35,9 +35,7 @@ from .webhook import (
 
 __all__ = [
     "IncidentFacts",
-    "Measure",
     "RecoveryFacts",
-    "RecoveryMeasures",
     "Release",
     "SlackMessage",
     "StatusPageUpdate",

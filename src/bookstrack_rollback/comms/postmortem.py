@@ -10,15 +10,14 @@ the runbook's own questions, in italics, never as a ``{placeholder}``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from ..config.runbook import Drill
+from ..measures import Measure
 from .templates import (
     IncidentFacts,
     RecoveryFacts,
-    checked_number,
     checked_text,
     checked_time,
     utc_stamp,
@@ -71,61 +70,6 @@ class TimelineEntry:
         return None if self.ended is None else (self.ended - self.started).total_seconds()
 
 
-@dataclass(frozen=True)
-class Measure:
-    """A measured duration against its budget; both in seconds at the run's time scale."""
-
-    name: str  # "Time to detect (TTD)"
-    measured_s: float | None  # None: never reached (e.g. the fault was not detected)
-    budget_s: float
-
-    def __post_init__(self) -> None:
-        checked_text(self.name, "measure name")
-        if self.measured_s is not None:
-            checked_number(self.measured_s, f"{self.name} (seconds)")
-        checked_number(self.budget_s, f"budget of {self.name} (seconds)", positive=True)
-
-    @property
-    def within_budget(self) -> bool:
-        """The runbook: "should be <5 min"."""
-        return self.measured_s is not None and self.measured_s < self.budget_s
-
-
-@dataclass(frozen=True)
-class RecoveryMeasures:
-    """TTD, TTR and total recovery (DESIGN.md, "Measures"), with the time scale they were run at."""
-
-    time_to_detect: Measure
-    time_to_rollback: Measure
-    total_recovery: Measure
-    time_scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        checked_number(self.time_scale, "time scale", positive=True)
-
-    @classmethod
-    def measured(
-        cls,
-        *,
-        time_to_detect_s: float | None,
-        time_to_rollback_s: float | None,
-        total_recovery_s: float | None,
-        drill: Drill,
-        time_scale: float = 1.0,
-    ) -> "RecoveryMeasures":
-        """Measures against the budgets of runbook.toml ``[drill]``, scaled by ``time_scale``."""
-        scale = checked_number(time_scale, "time scale", positive=True)
-        return cls(
-            Measure("Time to detect (TTD)", time_to_detect_s, drill.time_to_detect_budget_min * 60 * scale),
-            Measure("Time to rollback (TTR)", time_to_rollback_s, drill.time_to_rollback_budget_min * 60 * scale),
-            Measure("Total recovery", total_recovery_s, drill.total_recovery_budget_min * 60 * scale),
-            scale,
-        )
-
-    def __iter__(self) -> Iterator[Measure]:
-        return iter((self.time_to_detect, self.time_to_rollback, self.total_recovery))
-
-
 def _timeline_table(timeline: Sequence[TimelineEntry]) -> list[str]:
     lines = ["| # | Phase | Started (UTC) | Ended (UTC) | Duration | Outcome | Detail |",
              "|---|---|---|---|---|---|---|"]
@@ -138,8 +82,8 @@ def _timeline_table(timeline: Sequence[TimelineEntry]) -> list[str]:
     return lines
 
 
-def _measure_table(measures: RecoveryMeasures) -> list[str]:
-    scaled = measures.time_scale != 1.0
+def _measure_table(measures: Sequence[Measure]) -> list[str]:
+    scaled = measures[0].time_scale != 1.0
     head = "| Measure | Measured | Budget | Within budget |"
     rule = "|---|---|---|---|"
     if scaled:
@@ -147,22 +91,22 @@ def _measure_table(measures: RecoveryMeasures) -> list[str]:
         rule += "---|---|"
     lines = [head, rule]
     for measure in measures:
-        measured = "not reached" if measure.measured_s is None else duration_text(measure.measured_s)
-        row = (f"| {measure.name} | {measured} | {duration_text(measure.budget_s)} | "
+        measured = "not reached" if measure.seconds is None else duration_text(measure.seconds)
+        row = (f"| {measure.label} | {measured} | {duration_text(measure.budget_s)} | "
                f"{'yes' if measure.within_budget else 'NO'} |")
         if scaled:
-            runbook_measured = ("not reached" if measure.measured_s is None
-                                else duration_text(measure.measured_s / measures.time_scale))
-            row += f" {runbook_measured} | {duration_text(measure.budget_s / measures.time_scale)} |"
+            runbook_measured = ("not reached" if measure.seconds is None
+                                else duration_text(measure.seconds / measure.time_scale))
+            row += f" {runbook_measured} | {duration_text(measure.budget_s / measure.time_scale)} |"
         lines.append(row)
     return lines
 
 
 def _verdict(measure: Measure) -> str:
-    if measure.measured_s is None:
-        return f"{measure.name} was not reached (budget {duration_text(measure.budget_s)})."
+    if measure.seconds is None:
+        return f"{measure.label} was not reached (budget {duration_text(measure.budget_s)})."
     word = "within" if measure.within_budget else "over"
-    return (f"{measure.name} was {duration_text(measure.measured_s)}, {word} its budget of "
+    return (f"{measure.label} was {duration_text(measure.seconds)}, {word} its budget of "
             f"{duration_text(measure.budget_s)}.")
 
 
@@ -170,7 +114,7 @@ def render_postmortem(
     facts: IncidentFacts,
     recovery: RecoveryFacts,
     timeline: Sequence[TimelineEntry],
-    measures: RecoveryMeasures,
+    measures: Sequence[Measure],
     *,
     resolved_at: datetime,
     written_at: datetime | None = None,
@@ -178,14 +122,17 @@ def render_postmortem(
     """The post-mortem document's skeleton in Markdown, with the runbook's five sections."""
     if not timeline:
         raise ValueError("a post-mortem needs at least one timeline entry")
+    if [m.short for m in measures] != ["TTD", "TTR", "total"]:
+        raise ValueError(f"a post-mortem needs TTD, TTR and total recovery, in that order, got {list(measures)!r}")
     for entry in timeline:
         if not isinstance(entry, TimelineEntry):
             raise TypeError(f"timeline entries must be TimelineEntry, got {entry!r}")
     resolved = utc_stamp(checked_time(resolved_at, "resolved at"))
     written = utc_stamp(checked_time(written_at or datetime.now(timezone.utc), "written at"))
     over = [m for m in measures if not m.within_budget]
-    scale_note = ("" if measures.time_scale == 1.0 else
-                  f" Run at time scale {measures.time_scale:g}: budgets are scaled, and the last two "
+    scale = measures[0].time_scale
+    scale_note = ("" if scale == 1.0 else
+                  f" Run at time scale {scale:g}: budgets are scaled, and the last two "
                   "columns give both figures at the runbook's scale.")
     lines = [
         f"# Post-mortem: {facts.title} (#{facts.incident_id})",
@@ -221,7 +168,7 @@ def render_postmortem(
         "## Impact assessment",
         "",
         f"- During the incident: {facts.reason} ({facts.deployment.label}).",
-        f"- {_verdict(measures.total_recovery)}",
+        f"- {_verdict(measures[2])}",
         f"- After the rollback to {facts.rollback_target.label}: Error Rate: {recovery.error_rate}; "
         f"Response Time: P95 {recovery.p95_ms:.0f}ms; Verification: {recovery.verification}.",
         "- Data: a rollback changes code, not data (KV, R2 and Durable Objects retain state); "
@@ -235,7 +182,7 @@ def render_postmortem(
         "- [ ] Deploy to staging first, then a gradual rollout to production",
         "- [ ] Improve CI/CD: add smoke tests, add canary deployment, improve staging parity",
         "- [ ] Process improvements: update deployment checklist, improve monitoring, add safeguards",
-        *[f"- [ ] Bring {m.name} within its budget: {_verdict(m)}" for m in over],
+        *[f"- [ ] Bring {m.label} within its budget: {_verdict(m)}" for m in over],
         "",
         "## Lessons learned",
         "",

@@ -7,8 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..comms import IncidentFacts, RecoveryFacts, RecoveryMeasures, TimelineEntry, render_postmortem
-from ..config import Runbook
+from ..comms import IncidentFacts, RecoveryFacts, TimelineEntry, render_postmortem
 from .journal import DrillListener
 from .record import DrillRecord, PhaseRecord, RecordStore
 
@@ -39,18 +38,14 @@ class PostmortemWriter(DrillListener):
     """The post-mortem skeleton ("Long-term: Post-mortem document") once the recovery is verified, its
     timeline from the journal: ``reports/drills/<id>-postmortem.md``."""
 
-    def __init__(self, reports: Path, runbook: Runbook) -> None:
-        self.reports, self.runbook = reports, runbook
+    def __init__(self, reports: Path) -> None:
+        self.reports = reports
 
     async def verified(self, record: DrillRecord, facts: IncidentFacts, recovery: RecoveryFacts) -> None:
         timeline = [TimelineEntry(p.name, _moment(p.started_at), _moment(p.ended_at) if p.ended_at else None,
                                   p.outcome, p.detail) for p in record.phases]
-        m = record.measures
-        measures = RecoveryMeasures.measured(time_to_detect_s=m.time_to_detect_s,
-                                             time_to_rollback_s=m.time_to_rollback_s,
-                                             total_recovery_s=m.total_recovery_s, drill=self.runbook.drill,
-                                             time_scale=record.time_scale)
-        text = render_postmortem(facts, recovery, timeline, measures, resolved_at=datetime.now(timezone.utc))
+        text = render_postmortem(facts, recovery, timeline, record.measures.each(),
+                                 resolved_at=datetime.now(timezone.utc))
         path = self.reports / "drills" / f"{record.drill_id}-postmortem.md"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

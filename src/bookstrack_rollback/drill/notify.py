@@ -24,7 +24,7 @@ from ..config import Runbook, Target
 from ..config.secret import Secret
 from ..triage.decision import Action, Decision
 from .journal import DrillListener
-from .record import DrillRecord
+from .record import DrillRecord, MessageRecord
 
 ENV_SLACK = "BOOKSTRACK_SLACK_WEBHOOK_URL"
 ENV_STATUS = "BOOKSTRACK_STATUS_WEBHOOK_URL"
@@ -45,7 +45,7 @@ def webhook_urls(target: Target, runbook: Runbook) -> dict[str, Secret]:
 
 
 class Notifier:
-    def __init__(self, target: Target, runbook: Runbook, sent: list[dict[str, Any]]) -> None:
+    def __init__(self, target: Target, runbook: Runbook, sent: list[MessageRecord]) -> None:
         self.runbook = runbook
         self.sent = sent  # the drill record's list
         self.urls = webhook_urls(target, runbook)
@@ -60,18 +60,17 @@ class Notifier:
             signed="On-Call Engineer (drill)")
 
     async def _post(self, channel: str, message: Any, kind: str) -> None:
-        entry: dict[str, Any] = {"channel": channel, "kind": kind, "text": message.text,
-                                 "at": datetime.now(timezone.utc).isoformat()}
+        entry = MessageRecord(channel, kind, message.text, datetime.now(timezone.utc).isoformat())
         url = self.urls.get(channel)
         if url is None:
-            entry["posted"] = "not posted: no webhook configured for this channel"
+            entry.posted = "not posted: no webhook configured for this channel"
         else:
             try:
                 async with Webhook(url, channel=channel) as webhook:
                     receipt = await webhook.post(message)
-                entry["posted"] = f"HTTP {receipt.status_code} after {receipt.attempts} attempt(s)"
+                entry.posted = f"HTTP {receipt.status_code} after {receipt.attempts} attempt(s)"
             except WebhookError as exc:
-                entry["posted"] = f"failed: {exc}"
+                entry.posted = f"failed: {exc}"
         self.sent.append(entry)
 
     async def status(self, facts: IncidentFacts, state: StatusState) -> None:

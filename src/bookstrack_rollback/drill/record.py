@@ -9,16 +9,44 @@ is appended to the history (``reports/history/drills.jsonl``), which is never re
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import types
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from ..atomic_file import write_atomically
 from ..config import runbook_minutes
+from ..measures import TIME_TO_DETECT, TIME_TO_ROLLBACK, TOTAL_RECOVERY, Measure
 
 RUNNING, PASSED, FAILED, INTERRUPTED, ERROR = "running", "passed", "failed", "interrupted", "error"
 PHASES = ("preflight", "deploy test change", "detect", "decide", "roll back", "verify", "cleanup")
+
+
+T = TypeVar("T")
+
+
+def from_json(cls: type[T], data: Any) -> T:
+    """A record (a dataclass) from its JSON object: the fields it knows, nested records typed as well. A
+    field missing from an older or torn record takes its default."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    return cls(**{f.name: _typed(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data})  # type: ignore[arg-type]
+
+
+def _typed(hint: Any, value: Any) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if value is None:
+        return None
+    if origin in (Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _typed(inner[0], value) if len(inner) == 1 else value
+    if origin is list and args and is_dataclass(args[0]):
+        return [from_json(args[0], item) for item in value]
+    if isinstance(hint, type) and is_dataclass(hint):
+        return from_json(hint, value)
+    return value
 
 
 def utc(epoch: float | None) -> str | None:
@@ -55,19 +83,110 @@ class Measures:
     def runbook_minutes(self, seconds: float | None) -> float | None:
         return None if seconds is None else runbook_minutes(seconds, self.time_scale)
 
+    def each(self) -> tuple[Measure, Measure, Measure]:
+        """The three measures, each against its budget (measures.py: the one model of them)."""
+        return tuple(Measure(name, short, value, budget, self.time_scale, phase)  # type: ignore[return-value]
+                     for (name, short, phase), value, budget in (
+                         (TIME_TO_DETECT, self.time_to_detect_s, self.budget_detect_s),
+                         (TIME_TO_ROLLBACK, self.time_to_rollback_s, self.budget_rollback_s),
+                         (TOTAL_RECOVERY, self.total_recovery_s, self.budget_total_s)))
+
     def over_budget(self) -> list[str]:
         """The measures over their budget, as sentences naming the slow phase."""
-        slow = []
-        for name, value, budget, phase in (
-            ("time to detect", self.time_to_detect_s, self.budget_detect_s, "detect"),
-            ("time to rollback", self.time_to_rollback_s, self.budget_rollback_s, "roll back and verify"),
-            ("total recovery", self.total_recovery_s, self.budget_total_s, "the drill from deploy to verified"),
-        ):
-            if value is not None and value > budget:
-                slow.append(f"{name} {value:.1f}s ({self.runbook_minutes(value):.1f} runbook minutes) exceeded "
-                            f"its budget of {budget:.1f}s ({self.runbook_minutes(budget):.0f} runbook minutes): "
-                            f"the slow phase was {phase}")
-        return slow
+        return [m.over_budget_sentence() for m in self.each() if m.over_budget]
+
+
+@dataclass
+class VersionRef:
+    """A version of the worker: its id and its ``workers/tag``."""
+
+    id: str
+    tag: str | None = None
+
+
+@dataclass
+class TestChangeRef(VersionRef):
+    """The drill's test change: the version carrying FAULT_PROFILE, its commit (a synthetic worker's)."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+    commit: str | None = None
+    fault_profile: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RollbackStepRecord:
+    name: str
+    outcome: str
+    detail: str = ""
+    duration_s: float = 0.0
+
+
+@dataclass
+class RollbackRecord:
+    """What the rollback method did (methods.py), step by step."""
+
+    method: str
+    method_id: str
+    version_id: str
+    version_tag: str | None = None
+    deployment_id: str | None = None
+    duration_s: float = 0.0
+    steps: list[RollbackStepRecord] = field(default_factory=list)
+
+
+@dataclass
+class ApprovalRecord:
+    """Who granted approval for an approval-required trigger, when, and for what."""
+
+    approver: str
+    granted_at: float
+    reason: str = ""
+
+
+@dataclass
+class ChecklistRecord:
+    item: str  # the runbook's words
+    tick: str  # yes | no | unknown
+    sentence: str = ""
+
+
+@dataclass
+class TriggerRecord:
+    id: str
+    name: str
+    table: str  # immediate | approval
+    fires: bool
+    sentence: str = ""
+
+
+@dataclass
+class CheckRecord:
+    check: str
+    verdict: str  # PASS | FAIL | INCONCLUSIVE | ERROR
+    sentence: str = ""
+
+
+@dataclass
+class MessageRecord:
+    """A Slack message or status page update, as rendered and as posted (or why not)."""
+
+    channel: str
+    kind: str
+    text: str
+    at: str
+    posted: str = ""
+
+
+@dataclass
+class SeriesPoint:
+    """The drill's signals over one interval, for the report's timeline (seconds since fault live)."""
+
+    t: float
+    requests: int = 0
+    error_rate: float | None = None
+    server_error_rate: float | None = None
+    p95_ms: float | None = None
+    ws_failure_rate: float | None = None
 
 
 @dataclass
@@ -87,23 +206,28 @@ class DrillRecord:
     decision: str | None = None
     decision_sentence: str = ""
     decision_path: list[str] = field(default_factory=list)
-    checklist: list[dict[str, str]] = field(default_factory=list)
-    triggers: list[dict[str, Any]] = field(default_factory=list)
-    approval: dict[str, Any] | None = None
-    known_stable: dict[str, Any] | None = None
-    bad_version: dict[str, Any] | None = None
-    serving_after: dict[str, Any] | None = None
-    rollback: dict[str, Any] | None = None
+    checklist: list[ChecklistRecord] = field(default_factory=list)
+    triggers: list[TriggerRecord] = field(default_factory=list)
+    approval: ApprovalRecord | None = None
+    known_stable: VersionRef | None = None
+    bad_version: TestChangeRef | None = None
+    serving_after: VersionRef | None = None
+    rollback: RollbackRecord | None = None
     wrangler_command: str | None = None
-    verification: list[dict[str, Any]] = field(default_factory=list)
+    verification: list[CheckRecord] = field(default_factory=list)
     phases: list[PhaseRecord] = field(default_factory=list)
     markers: dict[str, float] = field(default_factory=dict)  # fault live, detected, decided, ...
     measures: Measures = field(default_factory=Measures)
-    series: list[dict[str, Any]] = field(default_factory=list)  # per-interval signals for the timeline
-    messages: list[dict[str, Any]] = field(default_factory=list)  # Slack and status page, as sent
+    series: list[SeriesPoint] = field(default_factory=list)  # per-interval signals for the timeline
+    messages: list[MessageRecord] = field(default_factory=list)  # Slack and status page, as sent
     healed: list[str] = field(default_factory=list)  # what preflight or cleanup had to repair
     artifacts: dict[str, str] = field(default_factory=dict)  # tail logs, post-mortem
     failure: str = ""
+
+    @classmethod
+    def from_json(cls, data: Any) -> "DrillRecord":
+        """A record as ``as_json`` wrote it (``reports/drills/<id>.json``)."""
+        return from_json(cls, data)
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -124,7 +248,7 @@ class DrillRecord:
             "time_to_detect_min": m.runbook_minutes(m.time_to_detect_s),
             "time_to_rollback_min": m.runbook_minutes(m.time_to_rollback_s),
             "total_recovery_min": m.runbook_minutes(m.total_recovery_s),
-            "verified_version_id": (self.serving_after or {}).get("id") if self.status == PASSED else None,
+            "verified_version_id": self.serving_after.id if self.serving_after and self.status == PASSED else None,
         }
 
 

@@ -41,7 +41,23 @@ from .lock import DrillRefused, release_lock, take_lock
 from .methods import METHODS, RollbackContext, RollbackError
 from .notify import Messenger, Notifier
 from .preparation import DrillError
-from .record import ERROR, FAILED, INTERRUPTED, PASSED, DrillRecord, Measures, RecordStore
+from .record import (
+    ERROR,
+    FAILED,
+    INTERRUPTED,
+    PASSED,
+    ApprovalRecord,
+    CheckRecord,
+    ChecklistRecord,
+    DrillRecord,
+    Measures,
+    RecordStore,
+    RollbackRecord,
+    RollbackStepRecord,
+    TestChangeRef,
+    TriggerRecord,
+    VersionRef,
+)
 from .scenarios import Scenario
 from .series import series
 from .verification import all_passed, judge_recovery
@@ -122,7 +138,7 @@ class DrillRunner:
                               budget_total_s=settings.seconds(drill.total_recovery_budget_min), time_scale=scale))
         self.notifier = Notifier(self.target, self.runbook, record.messages)
         self.journal = Journal(record, [RecordKeeper(self.store), Messenger(self.notifier),
-                                        PostmortemWriter(options.reports, self.runbook), *listeners],
+                                        PostmortemWriter(options.reports), *listeners],
                                self.timebase.now)
 
     @property
@@ -209,7 +225,7 @@ class DrillRunner:
             if kept:
                 record.healed.append(kept)
             record.healed += await preparation.heal(run.api, target, run.known_stable)
-            record.known_stable = {"id": run.known_stable.id, "tag": run.known_stable.tag}
+            record.known_stable = VersionRef(run.known_stable.id, run.known_stable.tag)
             run.backup = await preparation.snapshot(run.api, target)
             # signals start now: the baseline before the deploy is part of the evidence
             baseline_s = self.settings.seconds(BASELINE_MIN)
@@ -250,8 +266,7 @@ class DrillRunner:
             run.detector.deployed_at = fault_live
             run.bad = version
             self.journal.mark("fault live", fault_live)
-            self.record.bad_version = {"id": version.id, "tag": version.tag, "commit": run.bad_sha,
-                                       "fault_profile": fault.to_dict()}
+            self.record.bad_version = TestChangeRef(version.id, version.tag, run.bad_sha, fault.to_dict())
             phase.detail = f"deployed {version.label} carrying FAULT_PROFILE ({fault.label})"
 
     async def _detect(self, run: _Run) -> Assessment:
@@ -279,8 +294,8 @@ class DrillRunner:
                 if detector.decidable(assessment):
                     break
             record.measures.time_to_detect_s = detector.time_to_detect
-            record.triggers = [{"id": r.trigger.id, "name": r.trigger.name, "table": r.trigger.table.value,
-                                "fires": r.fires, "sentence": r.sentence} for r in assessment.after.values()]
+            record.triggers = [TriggerRecord(r.trigger.id, r.trigger.name, r.trigger.table.value, r.fires, r.sentence)
+                               for r in assessment.after.values()]
             phase.detail = (f"{assessment.firing[0].trigger.name} confirmed after {detector.time_to_detect:.2f}s"
                             if assessment.firing else "no trigger confirmed")
         return assessment
@@ -297,12 +312,10 @@ class DrillRunner:
             self.journal.mark("decided")
             record.decision, record.decision_sentence = decision.action.value, decision.sentence
             record.decision_path = list(decision.path)
-            record.checklist = [{"item": i.text, "tick": i.tick.value, "sentence": i.sentence}
-                                for i in decision.checklist]
+            record.checklist = [ChecklistRecord(i.text, i.tick.value, i.sentence) for i in decision.checklist]
             record.wrangler_command = decision.wrangler_command(self.target.worker)
             if decision.action is Action.GET_APPROVAL:
-                record.approval = {"approver": self.options.approver, "granted_at": self.timebase.now(),
-                                   "for": decision.sentence}
+                record.approval = ApprovalRecord(self.options.approver, self.timebase.now(), decision.sentence)
             if decision.action in (Action.ROLLBACK_NOW, Action.GET_APPROVAL):
                 await self.journal.tell("decided", self._facts(run, assessment), decision)
             phase.detail = decision.sentence
@@ -322,11 +335,9 @@ class DrillRunner:
             outcome = await METHODS[self.method_id]().execute(context)
             serving_at = outcome.finished_epoch - (outcome.finished_monotonic - outcome.deployed_monotonic)
             self.journal.mark("serving", serving_at)
-            self.record.rollback = {"method": outcome.method, "method_id": outcome.method_id,
-                                    "version_id": outcome.version_id, "version_tag": outcome.version_tag,
-                                    "deployment_id": outcome.deployment_id, "duration_s": outcome.duration_s,
-                                    "steps": [{"name": s.name, "outcome": s.outcome, "detail": s.detail,
-                                               "duration_s": s.duration_s} for s in outcome.steps]}
+            self.record.rollback = RollbackRecord(
+                outcome.method, outcome.method_id, outcome.version_id, outcome.version_tag, outcome.deployment_id,
+                outcome.duration_s, [RollbackStepRecord(s.name, s.outcome, s.detail, s.duration_s) for s in outcome.steps])
             restored = await preparation.restore(run.api, self.target.kv_namespace_id, run.backup)
             phase.detail = f"{outcome.method}: {outcome.version_tag or ''} {outcome.version_id} serving"
             if restored:
@@ -353,9 +364,8 @@ class DrillRunner:
                     seed=self.settings.seed)
                 if all_passed(results) or now > deadline:
                     break
-            record.verification = [{"check": r.check, "verdict": r.verdict.value, "sentence": r.sentence}
-                                   for r in results]
-            record.serving_after = {"id": version.id, "tag": version.tag}
+            record.verification = [CheckRecord(r.check, r.verdict.value, r.sentence) for r in results]
+            record.serving_after = VersionRef(version.id, version.tag)
             if not all_passed(results):
                 bad = [r for r in results if r.verdict is not Verdict.PASS]
                 phase.outcome, phase.detail = "failed", f"{bad[0].check}: {bad[0].sentence}"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
-
 from ..stats import quantile
 from ..triage.detector import Detector
+from .record import SeriesPoint
 
 
-def series(detector: Detector, origin: float | None, bucket_s: float | None = None) -> list[dict[str, Any]]:
+def series(detector: Detector, origin: float | None, bucket_s: float | None = None) -> list[SeriesPoint]:
     """The signals per interval (about 60 of them), times relative to ``origin`` (fault live)."""
     if not detector.samples:
         return []
@@ -24,12 +23,12 @@ def series(detector: Detector, origin: float | None, bucket_s: float | None = No
         searches = [s for s in window if s.endpoint != "health"]
         ws = [w for w in detector.ws if t <= w.at < t + bucket]
         latencies = [s.latency_ms for s in searches if not s.is_error]
-        rows.append({
-            "t": round(t - origin, 3), "requests": len(window),
-            "error_rate": (sum(s.is_error for s in searches) / len(searches)) if searches else None,
-            "server_error_rate": (sum(s.is_server_error for s in searches) / len(searches)) if searches else None,
-            "p95_ms": quantile(latencies, 0.95).value if latencies else None,
-            "ws_failure_rate": (sum(not w.ok for w in ws) / len(ws)) if ws else None,
-        })
+        rows.append(SeriesPoint(
+            t=round(t - origin, 3), requests=len(window),
+            error_rate=(sum(s.is_error for s in searches) / len(searches)) if searches else None,
+            server_error_rate=(sum(s.is_server_error for s in searches) / len(searches)) if searches else None,
+            p95_ms=quantile(latencies, 0.95).value if latencies else None,
+            ws_failure_rate=(sum(not w.ok for w in ws) / len(ws)) if ws else None,
+        ))
         t += bucket
     return rows

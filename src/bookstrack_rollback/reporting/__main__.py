@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     history = RecordStore(args.reports).history_lines()
     for run in runs:
         path = write_drill_report(args.reports, list(run.records), history_until(history, run), title=args.title)
-        passed = sum(1 for r in run.records if r.get("status") == "passed")
+        passed = sum(1 for r in run.records if r.status == "passed")
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB; run {run.run_id}: {passed} of "
               f"{len(run.records)} drills passed)")
         print(f"  open: {path.resolve().as_uri()}")

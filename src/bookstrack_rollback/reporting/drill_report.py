@@ -27,10 +27,10 @@ from ..atomic_file import write_atomically
 from ..config import load_runbook, runbook_minutes
 from .charts import Threshold, TrendLine, TrendPoint, trend_svg
 from .drill_runs import run_id_at
+from ..drill.record import DrillRecord
+from ..measures import TIME_TO_DETECT, TIME_TO_ROLLBACK, TOTAL_RECOVERY, Measure
 from .drill_sections import (
-    MEASURES,
     DrillFigures,
-    Measure,
     Thresholds,
     anchor,
     drill_section,
@@ -86,8 +86,8 @@ def _iso(epoch: float | None) -> str:
 def _cell(measure: Measure) -> str:
     if measure.seconds is None:
         return "<td>—</td>"
-    return (f'<td class="fig{" over" if measure.over else ""}">{measure.seconds:.2f}s · '
-            f'{measure.minutes(measure.seconds):.1f} min</td>')
+    return (f'<td class="fig{" over" if measure.over_budget else ""}">{measure.seconds:.2f}s · '
+            f'{measure.runbook_minutes(measure.seconds):.1f} min</td>')
 
 
 def banner(figures: Sequence[DrillFigures]) -> str:
@@ -107,14 +107,14 @@ def banner(figures: Sequence[DrillFigures]) -> str:
 def worst_cards(figures: Sequence[DrillFigures]) -> str:
     """The run's slowest time to detect, time to rollback and total recovery, against their budgets."""
     cards = []
-    for position, (name, _short, _key, _budget) in enumerate(MEASURES):
+    for position, (name, _short, _phase) in enumerate((TIME_TO_DETECT, TIME_TO_ROLLBACK, TOTAL_RECOVERY)):
         measured = [(f.measures[position], f) for f in figures if f.measures[position].seconds is not None]
         if not measured:
             cards.append(f'<div class="card"><div>{name}</div><div class="big">—</div><div class="muted">not measured'
                          f"</div></div>")
             continue
         m, f = max(measured, key=lambda pair: pair[0].seconds or 0.0)
-        cards.append(f'<div class="card{" over" if m.over else ""}"><div>slowest {name}</div><div class="big">'
+        cards.append(f'<div class="card{" over" if m.over_budget else ""}"><div>slowest {name}</div><div class="big">'
                      f'{text(m.figure())}</div><div class="muted">budget {text(m.budget())} · '
                      f'<a href="#{anchor(f.drill_id)}">{text(f.name)}</a></div></div>')
     return '<div class="cards">' + "".join(cards) + "</div>"
@@ -183,23 +183,23 @@ def trend_section(history: Sequence[Mapping[str, Any]], current: set[str], budge
             "</tbody></table></details>")
 
 
-def render_drill_report(records: list[dict[str, Any]], history: list[dict[str, Any]], *, title: str) -> str:
-    """The report of one drill run (``records``: ``DrillRecord.as_json()`` dicts; ``history``: the
-    lines of ``reports/history/drills.jsonl``) as one self-contained HTML document."""
+def render_drill_report(records: list[DrillRecord], history: list[dict[str, Any]], *, title: str) -> str:
+    """The report of one drill run (``records``: the run's drill records; ``history``: the lines of
+    ``reports/history/drills.jsonl``) as one self-contained HTML document."""
     runbook = load_runbook()
     triggers = runbook.triggers
     thresholds = Thresholds(triggers.immediate.error_rate_above, triggers.immediate.server_error_rate_above,
                             triggers.immediate.websocket_failure_rate_above,
                             triggers.approval.p95_latency_above_s * 1000)
     drill = runbook.drill
-    ordered = sorted(records, key=lambda r: (r.get("started_at") or 0, str(r.get("drill_id"))))
+    ordered = sorted(records, key=lambda r: (r.started_at, r.drill_id))
     figures = [DrillFigures.of(r) for r in ordered]
-    started = min((float(r["started_at"]) for r in ordered if r.get("started_at")), default=None)
-    ended = max((float(r.get("ended_at") or r.get("started_at") or 0) for r in ordered), default=None)
+    started = min((r.started_at for r in ordered), default=None)
+    ended = max((r.ended_at or r.started_at for r in ordered), default=None)
     verdict = "passed" if figures and all(f.passed for f in figures) else "failed"
     summary = f"{sum(f.passed for f in figures)} of {len(figures)} drills passed"
-    targets = sorted({f"{r.get('target')} ({r.get('environment')})" for r in ordered})
-    scales = sorted({float(r.get("time_scale") or 1.0) for r in ordered})
+    targets = sorted({f"{r.target} ({r.environment})" for r in ordered})
+    scales = sorted({r.time_scale for r in ordered})
     scale_text = ", ".join(f"{s:g} (1 runbook minute = {60 * s:g}s)" for s in scales)
     run_id = run_id_at(started) if started is not None else ""
     meta = {"run": run_id, "verdict": verdict, "summary": summary, "started": _iso(started)}
@@ -225,16 +225,16 @@ def render_drill_report(records: list[dict[str, Any]], history: list[dict[str, A
         "</body></html>"])
 
 
-def default_title(records: Sequence[Mapping[str, Any]]) -> str:
-    targets = sorted({str(r.get("target")) for r in records}) or ["no target"]
+def default_title(records: Sequence[DrillRecord]) -> str:
+    targets = sorted({r.target for r in records}) or ["no target"]
     return f"Rollback drill report: {len(records)} drill(s) on {', '.join(targets)}"
 
 
-def write_drill_report(reports: Path, records: list[dict[str, Any]], history: list[dict[str, Any]], *,
+def write_drill_report(reports: Path, records: list[DrillRecord], history: list[dict[str, Any]], *,
                        title: str | None = None) -> Path:
     """Write ``reports/drills/report-<run id>.html`` (the run id: the UTC start of its first drill; the
     current UTC time when there are no records). Writing the same run again replaces its report."""
-    starts = [float(r["started_at"]) for r in records if r.get("started_at")]
+    starts = [r.started_at for r in records]
     run_id = run_id_at(min(starts) if starts else datetime.now(timezone.utc).timestamp())
     html = render_drill_report(records, history, title=title or default_title(records))
     return write_atomically(reports / "drills" / f"report-{run_id}.html", html)

@@ -23,8 +23,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..drill.record import DrillRecord
+
 DEFAULT_GAP_S = 120.0
-RecordJson = dict[str, Any]  # DrillRecord.as_json(), as read back from reports/drills/<id>.json
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,11 @@ class DrillRun:
     """The records of one run, oldest first."""
 
     run_id: str
-    records: tuple[RecordJson, ...]
+    records: tuple[DrillRecord, ...]
 
     @property
     def started_at(self) -> float:
-        return min(float(r["started_at"]) for r in self.records)
+        return min(r.started_at for r in self.records)
 
     @property
     def ended_at(self) -> float:
@@ -48,36 +49,34 @@ def run_id_at(epoch: float) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(epoch))
 
 
-def _end(record: Mapping[str, Any]) -> float:
-    return float(record.get("ended_at") or record["started_at"])
+def _end(record: DrillRecord) -> float:
+    return record.ended_at or record.started_at
 
 
-def load_records(reports: Path) -> list[RecordJson]:
+def load_records(reports: Path) -> list[DrillRecord]:
     """Every readable drill record of ``reports/drills/`` (unreadable or torn files are skipped)."""
     records = []
     for path in sorted((reports / "drills").glob("*.json")):
         try:
-            data = json.loads(path.read_text("utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            records.append(DrillRecord.from_json(json.loads(path.read_text("utf-8"))))
+        except (OSError, UnicodeDecodeError, ValueError, TypeError):  # unreadable, torn, or not a drill record
             continue
-        if isinstance(data, dict) and "drill_id" in data and isinstance(data.get("started_at"), (int, float)):
-            records.append(data)
-    return sorted(records, key=lambda r: (r["started_at"], r["drill_id"]))
+    return sorted(records, key=lambda r: (r.started_at, r.drill_id))
 
 
-def group_runs(records: Iterable[RecordJson], gap_s: float = DEFAULT_GAP_S) -> list[DrillRun]:
+def group_runs(records: Iterable[DrillRecord], gap_s: float = DEFAULT_GAP_S) -> list[DrillRun]:
     """The records split into runs by the module's rule, oldest run first."""
-    runs: list[list[RecordJson]] = []
-    for record in sorted(records, key=lambda r: (r["started_at"], r["drill_id"])):
+    runs: list[list[DrillRecord]] = []
+    for record in sorted(records, key=lambda r: (r.started_at, r.drill_id)):
         current = runs[-1] if runs else None
         if current is not None:
             latest_end = max(_end(r) for r in current)
-            pairs = {(r.get("scenario"), r.get("method")) for r in current}
-            if record["started_at"] - latest_end <= gap_s and (record.get("scenario"), record.get("method")) not in pairs:
+            pairs = {(r.scenario, r.method) for r in current}
+            if record.started_at - latest_end <= gap_s and (record.scenario, record.method) not in pairs:
                 current.append(record)
                 continue
         runs.append([record])
-    return [DrillRun(run_id_at(min(r["started_at"] for r in run)), tuple(run)) for run in runs]
+    return [DrillRun(run_id_at(min(r.started_at for r in run)), tuple(run)) for run in runs]
 
 
 def parse_since(text: str) -> float:
@@ -96,29 +95,29 @@ def parse_since(text: str) -> float:
     return moment.timestamp()
 
 
-def select_since(records: Iterable[RecordJson], since: float) -> DrillRun:
+def select_since(records: Iterable[DrillRecord], since: float) -> DrillRun:
     """The records started at or after ``since``, as one run."""
-    chosen = tuple(r for r in records if float(r["started_at"]) >= since)
+    chosen = tuple(r for r in records if r.started_at >= since)
     if not chosen:
         raise LookupError(f"no drill record started at or after {run_id_at(since)}")
-    return DrillRun(run_id_at(min(r["started_at"] for r in chosen)), chosen)
+    return DrillRun(run_id_at(min(r.started_at for r in chosen)), chosen)
 
 
-def select_ids(records: Iterable[RecordJson], ids: Iterable[str]) -> DrillRun:
+def select_ids(records: Iterable[DrillRecord], ids: Iterable[str]) -> DrillRun:
     """The records named by drill id (or by the file name ``<id>.json``), as one run."""
-    by_id = {r["drill_id"]: r for r in records}
+    by_id = {r.drill_id: r for r in records}
     wanted = [Path(i).name.removesuffix(".json") for i in ids]
     missing = [i for i in wanted if i not in by_id]
     if missing:
         raise LookupError(f"no drill record with id {', '.join(missing)} (known: {len(by_id)} records)")
-    chosen = tuple(sorted((by_id[i] for i in dict.fromkeys(wanted)), key=lambda r: r["started_at"]))
-    return DrillRun(run_id_at(min(r["started_at"] for r in chosen)), chosen)
+    chosen = tuple(sorted((by_id[i] for i in dict.fromkeys(wanted)), key=lambda r: r.started_at))
+    return DrillRun(run_id_at(min(r.started_at for r in chosen)), chosen)
 
 
 def history_until(history: Iterable[Mapping[str, Any]], run: DrillRun) -> list[dict[str, Any]]:
     """History lines of drills that started no later than the run's last drill (an old run's report
     shows the trend as it was then). Lines without a start time are kept."""
-    last = max(float(r["started_at"]) for r in run.records)
+    last = max(r.started_at for r in run.records)
     kept = []
     for line in history:
         started = line.get("started_utc")
