@@ -158,6 +158,6 @@ def test_the_same_seed_replays_the_probe_schedule_and_the_decisions(staging, tmp
     other, three = drill_with_seed(staging, 43, tmp_path / "three")
     assert len(first) == 120 and first == again, "the same --seed sends the same probes in the same order"
     assert other != first and len(set(other) & set(first)) < 60, "another seed, another schedule"
-    decisions = [(r.decision, r.decision_path, [t["id"] for t in r.triggers if t["fires"]]) for r in (one, two)]
+    decisions = [(r.decision, r.decision_path, [t.id for t in r.triggers if t.fires]) for r in (one, two)]
     assert decisions[0] == decisions[1] and one.decision == "ROLLBACK NOW"
     assert one.seed == two.seed == 42 and three.seed == 43

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "bookstrack_rollback"
 # bottom to top; a part may import only from floors below its own
 FLOORS = (
     {"config", "faults", "stats", "verdicts", "atomic_file"},
-    {"clients"},
+    {"clients", "measures"},
     {"signals"},
     {"verify", "triage", "comms"},
     {"drill"},

@@ -82,6 +82,13 @@ class UsersPlan:
         popular = self._rng.sample(catalogue.books, min(POPULAR_BOOKS, len(catalogue.books)))
         self.popular_titles = tuple(book.title for book in popular)
         self.popular_isbns = tuple(book.isbn13 for book in popular)
+        self.warmed = False  # the popular searches were sent once (warm_up)
+
+    def warm_up(self) -> list[UsersRequest]:
+        """Each popular search once: the users who came before the staging started, so that the edge
+        cache holds the popular books as on a service that has been up for a while."""
+        return ([UsersRequest(TITLE_PATH, {"q": title}, f"{USERS_NETWORK}1") for title in self.popular_titles]
+                + [UsersRequest(ISBN_PATH, {"isbn": isbn}, f"{USERS_NETWORK}1") for isbn in self.popular_isbns])
 
     def gap(self, rate: float) -> float:
         """Seconds to the next arrival: exponential with mean ``1 / rate``."""
@@ -179,6 +186,10 @@ class UsersGenerator:
                 due = loop.time()
                 continue
             plan = self._plan_for(users)
+            if not plan.warmed:
+                plan.warmed = True
+                for request in plan.warm_up():
+                    self._launch(client, request)
             due = max(due, loop.time() - MAX_BACKLOG_S) + plan.gap(users.rate)
             if await _woken_within(wake, due - loop.time()) or self._config().users is not users:
                 due = loop.time()  # the traffic changed: the next gap is drawn under the new one

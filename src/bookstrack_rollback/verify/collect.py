@@ -21,7 +21,7 @@ from ..signals import analytics as queries
 from ..signals.feeds import handshakes
 from ..signals.probing import ProbeLoop
 from ..signals.sessions import real_token_sessions
-from ..signals.traffic import EXCLUDED_PATHS, probe_counts, total
+from ..signals.traffic import probe_counts, total
 from .evidence import AnalyticsEvidence, Evidence
 from .plan import EXTENSION, VerifyPlan
 
@@ -104,7 +104,7 @@ async def analytics(plan: VerifyPlan, target: Target, api: CloudflareApi, eviden
     probes' own requests (never reading an empty window as healthy)."""
     perf, cache = target.datasets.performance, target.datasets.cache
     found = AnalyticsEvidence()
-    sent = total(c for path, c in probe_counts(evidence.samples).items() if path not in EXCLUDED_PATHS).requests
+    sent = total(probe_counts(evidence.samples).values()).requests  # the probes never call the excluded paths
     deadline = time.monotonic() + plan.analytics_lag_s + 2.0
     try:
         while True:
