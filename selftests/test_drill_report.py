@@ -18,8 +18,9 @@ from bookstrack_rollback.drill.record import (
     FAILED,
     PASSED,
     ApprovalRecord,
-    CheckRecord,
+    BadVersionRef,
     ChecklistRecord,
+    CheckRecord,
     DrillRecord,
     Measures,
     MessageRecord,
@@ -28,13 +29,20 @@ from bookstrack_rollback.drill.record import (
     RollbackRecord,
     RollbackStepRecord,
     SeriesPoint,
-    TestChangeRef,
     TriggerRecord,
     VersionRef,
 )
 from bookstrack_rollback.reporting.__main__ import main
-from bookstrack_rollback.reporting.decision_tree import APPROVAL_OUTCOME, SIDE_OUTCOMES, parse_path
-from bookstrack_rollback.reporting.drill_report import render_drill_report, write_drill_report, write_index
+from bookstrack_rollback.reporting.decision_tree import (
+    APPROVAL_OUTCOME,
+    SIDE_OUTCOMES,
+    parse_path,
+)
+from bookstrack_rollback.reporting.drill_report import (
+    render_drill_report,
+    write_drill_report,
+    write_index,
+)
 from bookstrack_rollback.reporting.drill_runs import group_runs, load_records, run_id_at
 
 T0 = 1_795_966_827.4  # 2026-11-29T15:40:27Z, as in a real run
@@ -90,7 +98,7 @@ def record(scenario: str, *, start: float, method: str = "api_rollback", expect:
     rec.triggers = [TriggerRecord("error_rate_spike", "Error Rate Spike", "immediate", True,
                                   "error rate 27.2% (95% CI 20.9-34.5%) over 162 requests exceeds the >10% threshold")]
     rec.known_stable = VersionRef(**STABLE)
-    rec.bad_version = TestChangeRef("dd068bcb-c0fe-4cb4-8b0f-f17c27987793", "2.0.0-drill",
+    rec.bad_version = BadVersionRef("dd068bcb-c0fe-4cb4-8b0f-f17c27987793", "2.0.0-drill",
                                     fault_profile={"label": "Error Rate Spike: 30% of API requests fail"})
     rec.markers = {"fault live": live, "detected": live + (ttd or 0)}
     rec.phases = [PhaseRecord("preflight", start, live, "ok", "known stable 1.9.0; baseline healthy over 90 probes"),

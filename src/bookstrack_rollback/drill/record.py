@@ -20,7 +20,6 @@ from ..config import runbook_minutes
 from ..measures import TIME_TO_DETECT, TIME_TO_ROLLBACK, TOTAL_RECOVERY, Measure
 
 RUNNING, PASSED, FAILED, INTERRUPTED, ERROR = "running", "passed", "failed", "interrupted", "error"
-PHASES = ("preflight", "deploy test change", "detect", "decide", "roll back", "verify", "cleanup")
 
 
 T = TypeVar("T")
@@ -105,10 +104,9 @@ class VersionRef:
 
 
 @dataclass
-class TestChangeRef(VersionRef):
+class BadVersionRef(VersionRef):
     """The drill's test change: the version carrying FAULT_PROFILE, its commit (a synthetic worker's)."""
 
-    __test__ = False  # not a pytest test class, whatever its name
     commit: str | None = None
     fault_profile: dict[str, Any] = field(default_factory=dict)
 
@@ -210,7 +208,7 @@ class DrillRecord:
     triggers: list[TriggerRecord] = field(default_factory=list)
     approval: ApprovalRecord | None = None
     known_stable: VersionRef | None = None
-    bad_version: TestChangeRef | None = None
+    bad_version: BadVersionRef | None = None
     serving_after: VersionRef | None = None
     rollback: RollbackRecord | None = None
     wrangler_command: str | None = None

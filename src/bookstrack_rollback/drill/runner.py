@@ -24,7 +24,13 @@ from typing import Any
 
 from ..clients.cloudflare import CloudflareApi, VersionInfo
 from ..clients.errors import TargetError
-from ..comms import IncidentFacts, RecoveryFacts, back_to_normal, preserve_tail_logs, spike_reason
+from ..comms import (
+    IncidentFacts,
+    RecoveryFacts,
+    back_to_normal,
+    preserve_tail_logs,
+    spike_reason,
+)
 from ..config import Runbook, SuiteSettings, Target
 from ..faults import RUNTIME_FLAG_KEY
 from ..signals.feeds import LiveFeed
@@ -47,14 +53,14 @@ from .record import (
     INTERRUPTED,
     PASSED,
     ApprovalRecord,
-    CheckRecord,
+    BadVersionRef,
     ChecklistRecord,
+    CheckRecord,
     DrillRecord,
     Measures,
     RecordStore,
     RollbackRecord,
     RollbackStepRecord,
-    TestChangeRef,
     TriggerRecord,
     VersionRef,
 )
@@ -266,7 +272,7 @@ class DrillRunner:
             run.detector.deployed_at = fault_live
             run.bad = version
             self.journal.mark("fault live", fault_live)
-            self.record.bad_version = TestChangeRef(version.id, version.tag, run.bad_sha, fault.to_dict())
+            self.record.bad_version = BadVersionRef(version.id, version.tag, run.bad_sha, fault.to_dict())
             phase.detail = f"deployed {version.label} carrying FAULT_PROFILE ({fault.label})"
 
     async def _detect(self, run: _Run) -> Assessment:
