@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from bookstrack_rollback.staging import Staging
+from bookstrack_rollback.staging import Staging, create_app
 
 
 @dataclass
@@ -194,3 +194,18 @@ def test_the_worker_events_reach_an_open_tail_with_its_filters(client: TestClien
         received = [ws.receive_json() for _ in range(codes.count(500))]
     assert all(e["outcome"] == "exception" and e["event"]["response"]["status"] == 500 for e in received)
     assert all(e["scriptName"] == staging.config.worker_name and len(e["exceptions"]) == 1 for e in received)
+
+
+def test_no_telemetry_writes_nothing_and_answers_the_same(staging: Staging, recorder: Recorder):
+    """``--no-telemetry`` (only to measure what telemetry costs) writes no data point and no tail event."""
+    with TestClient(create_app(staging), base_url="http://staging.test") as on:
+        answer_on = on.get("/v1/search/isbn", params={"isbn": "9780743273565"}).json()
+    assert len(recorder.performance(staging)) == 1 and len(recorder.events) == 1
+    staging.config = staging.config.with_overrides(telemetry=False)
+    staging.reset()
+    quiet = Recorder()
+    staging.analytics.write, staging.tails.publish = quiet.write, quiet.publish  # type: ignore[method-assign]
+    with TestClient(create_app(staging), base_url="http://staging.test") as off:
+        answer_off = off.get("/v1/search/isbn", params={"isbn": "9780743273565"}).json()
+    assert (quiet.points, quiet.events) == ([], [])
+    assert answer_off["data"] == answer_on["data"]

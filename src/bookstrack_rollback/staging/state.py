@@ -75,7 +75,8 @@ class Staging:
             jobs=JobBoard(rng, clock, self.kv),
             faults=FaultResolver(clock, self.kv, self.workers),
             telemetry=Telemetry(clock, self.analytics, self.tails, performance_dataset=config.performance_dataset,
-                                cache_dataset=config.cache_dataset, worker_name=config.worker_name),
+                                cache_dataset=config.cache_dataset, worker_name=config.worker_name,
+                                enabled=config.telemetry),
         )
         self.webhooks = WebhookSink()
         self.users.forget()

@@ -78,10 +78,12 @@ class Exchange:
 
 class Telemetry:
     """Writes each request's data points to ``analytics`` (the two datasets named) and publishes its
-    tail event to ``tails``, as the worker ``worker_name``."""
+    tail event to ``tails``, as the worker ``worker_name``; nothing at all when not ``enabled`` (only to
+    measure what telemetry costs: ``--no-telemetry``)."""
 
     def __init__(self, clock: Clock, analytics: AnalyticsStore, tails: TailHub, *, performance_dataset: str,
-                 cache_dataset: str, worker_name: str) -> None:
+                 cache_dataset: str, worker_name: str, enabled: bool = True) -> None:
+        self.enabled = enabled
         self._clock = clock
         self._analytics = analytics
         self._tails = tails
@@ -94,6 +96,8 @@ class Telemetry:
 
     def finish(self, exchange: Exchange, status: int) -> None:
         """Write the request's data points and publish its tail event."""
+        if not self.enabled:
+            return
         processing_ms = exchange.processing_ms()
         row = exchange.faults.performance_row(
             PerformanceRow(exchange.path, exchange.error_code, exchange.cache_status, float(status), processing_ms)
