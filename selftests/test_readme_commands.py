@@ -85,13 +85,13 @@ def test_bare_pytest_m_drill_k_error_spike_at_the_root_runs_the_drills(tmp_path:
     assert len(list((tmp_path / "drills").glob("*-error-spike-*.json"))) >= 3
 
 
-def test_from_another_directory_with_a_targets_file_given_with_a_space(elsewhere):
+def test_from_another_directory_with_a_targets_file_given_with_a_space(elsewhere, outer):
     work, targets, env = elsewhere
     code, output = run([str(ROOT / "tests"), "-m", "verify", "--target", "local", "--targets-file", str(targets)],
                        work, env)
     assert code == 0, output[-3000:]
     assert outcomes(output)["passed"] == 17, output[-3000:]
-    assert f"bookstrack target: staging target 'local' at {elsewhere_base(targets)}" in output
+    assert f"bookstrack target: staging target 'local' at {outer.base_url}" in output
 
 
 def test_from_another_directory_with_a_targets_file_given_with_an_equals_sign(elsewhere):
@@ -99,10 +99,6 @@ def test_from_another_directory_with_a_targets_file_given_with_an_equals_sign(el
     code, output = run([str(ROOT / "tests"), "-m", "triage", "--target=local", f"--targets-file={targets}"], work, env)
     assert code == 0, output[-3000:]
     assert outcomes(output)["passed"] == 15, output[-3000:]
-
-
-def elsewhere_base(targets: Path) -> str:
-    return re.search(r'base_url = "([^"]+)"', targets.read_text()).group(1)  # type: ignore[union-attr]
 
 
 def test_a_short_user_timeout_cannot_cut_the_plan():

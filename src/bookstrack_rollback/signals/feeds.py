@@ -16,7 +16,7 @@ from ..clients.errors import TargetError
 from ..config import Target, Timebase
 from .endpoints import DRILL_ENDPOINTS
 from .observations import CanaryRead, CanarySink, HandshakeSink, Sink, WsSession
-from .probing import ProbeLoop, stopped_within
+from .probing import InFlight, ProbeLoop, open_loop, stopped_within
 
 BOGUS_JOB = "bookstrack-handshake-probe"
 
@@ -37,29 +37,19 @@ async def handshakes(base_url: str, sink: HandshakeSink, stop: asyncio.Event, *,
     """Bogus-token handshakes, one every ``every_s`` seconds until ``stop``, open-loop like the probes (a
     slow answer does not delay the next one; a slot that finds ``max_in_flight`` waiting is skipped)."""
     rng = random.Random(seed)
-    pending: set[asyncio.Task[None]] = set()
+    in_flight = InFlight()
 
     async def one() -> None:
         sink.handshake(await bogus_handshake(base_url, rng, timeout))
 
-    loop = asyncio.get_running_loop()
-    start, k = loop.time(), 0
+    def launch(_k: int) -> None:
+        if len(in_flight) < max_in_flight:
+            in_flight.start(one())
+
     try:
-        while not stop.is_set():
-            if len(pending) < max_in_flight:
-                task = asyncio.create_task(one())
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-            k += 1
-            if await stopped_within(stop, start + k * every_s - loop.time()):
-                break
-        if pending:
-            await asyncio.wait(pending, timeout=timeout + 1)
+        await open_loop(launch, every_s=every_s, stop=stop)
     finally:
-        left = list(pending)
-        for task in left:
-            task.cancel()
-        await asyncio.gather(*left, return_exceptions=True)
+        await in_flight.drain(timeout + 1)
 
 
 async def canaries(api: CloudflareApi, target: Target, sink: CanarySink, stop: asyncio.Event, *, every_s: float) -> None:
