@@ -23,6 +23,7 @@ from bookstrack_rollback.drill.record import ERROR, DrillRecord, PhaseRecord, Re
 from bookstrack_rollback.drill.runner import DrillOptions, run_drill
 from bookstrack_rollback.drill.scenarios import load_scenarios
 from bookstrack_rollback.faults import RUNTIME_FLAG_KEY
+from bookstrack_rollback.pytest_plugin.settings import EMBEDDED_USERS
 from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
 
 # each test drives real drills against a staging: one at a time (make test: --dist loadgroup)
@@ -33,7 +34,7 @@ ERROR_SPIKE = next(s for s in load_scenarios() if s.name == "error-spike")
 
 @pytest.fixture
 def staging() -> Iterator[RunningStaging]:
-    running = start_in_thread(StagingConfig(seed=5, token=TOKEN))
+    running = start_in_thread(StagingConfig(seed=5, token=TOKEN, users=EMBEDDED_USERS))
     yield running
     running.stop()
 
@@ -139,10 +140,12 @@ def test_a_drill_killed_between_phases_leaves_every_finished_phase_saved(staging
 
 
 def probe_schedule(running: RunningStaging, since: float, count: int = 120) -> list[tuple[str, str]]:
-    """The first probe requests the staging saw (path and query), in the order they came."""
+    """The first probe requests the staging saw (path and query), in the order they came (the staging's
+    own users connect from addresses of their own)."""
     log = httpx.get(f"{running.base_url}/__staging/requests", params={"since": since, "api": "bookstrack"},
                     timeout=10).json()["requests"]
-    return [(r["path"], r["query"]) for r in log if r["path"] != "/ws/progress"][:count]
+    return [(r["path"], r["query"]) for r in log
+            if r["method"] == "GET" and r["path"] != "/ws/progress" and r["client"] == "127.0.0.1"][:count]
 
 
 def drill_with_seed(running: RunningStaging, seed: int, reports: Path) -> tuple[list[tuple[str, str]], DrillRecord]:

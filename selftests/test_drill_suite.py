@@ -22,6 +22,7 @@ from bookstrack_rollback.config.targets import resolve_target
 from bookstrack_rollback.drill.methods import METHODS
 from bookstrack_rollback.drill.runner import method_unavailable
 from bookstrack_rollback.faults import RUNTIME_FLAG_KEY
+from bookstrack_rollback.pytest_plugin.settings import EMBEDDED_USERS
 from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
 from bookstrack_rollback.staging.state import CANARY_RECORDS
 
@@ -33,7 +34,7 @@ DRILL_TESTS = (ROOT / "drills" / "test_drill.py").read_text()
 
 @pytest.fixture
 def outer() -> Iterator[RunningStaging]:
-    running = start_in_thread(StagingConfig(seed=99, token=TOKEN))
+    running = start_in_thread(StagingConfig(seed=99, token=TOKEN, users=EMBEDDED_USERS))
     yield running
     running.stop()
 

@@ -23,6 +23,7 @@ from bookstrack_rollback.drill.record import DrillRecord, RecordStore
 from bookstrack_rollback.drill.runner import DrillOptions, run_drill
 from bookstrack_rollback.drill.scenarios import load_scenarios
 from bookstrack_rollback.reporting.drill_report import write_drill_report, write_index
+from bookstrack_rollback.pytest_plugin.settings import EMBEDDED_USERS
 from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
 
 pytestmark = pytest.mark.xdist_group(name="pytester-heavy")
@@ -57,7 +58,7 @@ def render(chromium: str, url: str, out: Path, tmp: Path, *, budget_ms: int = 50
 def drill_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
     """One real drill against the embedded staging, and the report written from its record."""
     reports = tmp_path_factory.mktemp("reports")
-    running: RunningStaging = start_in_thread(StagingConfig(token=TOKEN))
+    running: RunningStaging = start_in_thread(StagingConfig(token=TOKEN, users=EMBEDDED_USERS))
     try:
         base = resolve_suite_settings(target=None, overrides=TargetOverrides(), seed=None, targets_file=None,
                                       runbook_file=None, env={})

@@ -212,7 +212,7 @@ def test_a_plan_the_limit_cannot_feed_says_so_and_never_sends_more():
 
 def test_window_reads_in_minutes_at_real_time():
     target = embedded_target(time_scale=1.0)
-    result = checks.check_health(evidence(traffic(90), target=target))
+    result = checks.check_health(evidence(traffic(270), target=target))
     assert_sentence(result, Verdict.PASS)
     failed = checks.check_health(evidence([probe("health", TIMEOUT, 5000)], target=target))
     assert_sentence(failed, Verdict.FAIL, "1 of 1 /health probes failed in the last 10m (")
@@ -232,8 +232,10 @@ def test_only_pass_is_green_when_raised():
 
 
 def test_raise_unless_pass_on_real_check_results():
-    checks.check_health(evidence(traffic(90))).raise_unless_pass()
+    checks.check_health(evidence(traffic(270))).raise_unless_pass()
     with pytest.raises(AssertionError, match="canary record 'canary/library/1' is gone"):
+        checks.check_canary(evidence(canaries={CANARY_KEY: None}), CANARY_KEY, CANARY_VALUE).raise_unless_pass()
+    with pytest.raises(InconclusiveError, match="canary record 'canary/library/1' has not been read back yet"):
         checks.check_canary(evidence(canaries={}), CANARY_KEY, CANARY_VALUE).raise_unless_pass()
     with pytest.raises(InconclusiveError, match="no /health probe was made"):
         checks.check_health(evidence([])).raise_unless_pass()
@@ -243,6 +245,14 @@ def test_raise_unless_pass_on_real_check_results():
 
 
 # --- 1. health -----------------------------------------------------------------------------------
+
+def test_health_needs_its_minimum_of_probes_to_pass():
+    result = checks.check_health(evidence(traffic(90)))  # 10 health probes, all ok
+    assert_sentence(result, Verdict.INCONCLUSIVE, "all 10 /health probes so far answered 200 with status \"ok\", "
+                    "fewer than the 30 needed to call the service healthy")
+    failed = checks.check_health(evidence(traffic(90) + [probe("health", TIMEOUT, 5000)]))
+    assert failed.verdict is Verdict.FAIL  # one failure is enough, however few the probes
+
 
 def test_health_passes_when_every_probe_answered_ok():
     samples = traffic(270)
@@ -587,7 +597,7 @@ def test_known_records_found_passes():
     samples = traffic(312)  # 209 known-record searches; the faker queries find nothing half the time
     result = checks.check_known_records(evidence(samples))
     assert_sentence(result, Verdict.PASS, "share of empty answers 0.0% (95% CI 0.0-1.8%) over 209 searches for "
-                    f"hamlet and 9780743273565 in {WINDOW}: the runbook's critical queries find their records")
+                    f"the known records in {WINDOW}: the runbook's critical queries find their records")
     assert result.measurements == {"measured": 0.0, "samples": 209}
 
 
@@ -779,8 +789,7 @@ def test_runbook_query_without_rows_says_so():
 # --- 6. data integrity -------------------------------------------------------------------------
 
 def canary(stored: bytes | None, *, expected: str = CANARY_VALUE, **fields: object) -> CheckResult:
-    canaries = {} if stored is None else {CANARY_KEY: stored}
-    return checks.check_canary(evidence(canaries=canaries, **fields), CANARY_KEY, expected)
+    return checks.check_canary(evidence(canaries={CANARY_KEY: stored}, **fields), CANARY_KEY, expected)
 
 
 def test_canary_unchanged_passes():

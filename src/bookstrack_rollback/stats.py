@@ -6,6 +6,36 @@
 - :func:`judge_below` / :func:`judge_above`: compare an interval with a threshold. A measurement
   passes only when its whole interval is on the right side; it fails only when its whole interval is on
   the wrong side; otherwise there is not yet enough evidence (INCONCLUSIVE, never PASS).
+- :func:`sequence`: an anytime-valid confidence sequence for a rate, for a judgement looked at again
+  and again as the samples arrive (the drill): its error guarantee holds at every look at once.
+
+Why a confidence sequence. A 95% interval is right 95% of the time for one look at a fixed number of
+samples. A drill looks every 0.2 s at a growing window; the chance that at least one of those looks
+shows a rate exactly at its threshold as confidently above it grows with every look (measured: 18.7%
+of drills at a true 10% error rate fired the 10% trigger). A confidence sequence is a sequence of
+intervals that all hold at once, whatever the number and timing of the looks (Howard, Ramdas, McAuliffe
+and Sekhon, "Time-uniform, nonparametric, nonasymptotic confidence sequences", Ann. Statist. 2021;
+Lindon, Sanden and Shirikian, "Rapid regression detection in software deployments through sequential
+testing", KDD 2022, for the same idea on Netflix's canaries with a conjugate Dirichlet mixture).
+
+The construction here (written for this suite; PyPI's ``confseq`` and ``savvi`` were read, and a
+mixture of a few likelihood ratios is all a Bernoulli rate needs, with no SciPy or C extension):
+
+    For H0: p <= p0 and an alternative q > p0, the likelihood ratio after n samples with k events,
+        L_n(q) = (q / p0)^k ((1 - q) / (1 - p0))^(n - k),
+    has, under any p <= p0, E[L_{n+1} / L_n] = p q/p0 + (1 - p)(1 - q)/(1 - p0) <= 1 (it is linear
+    in p, equals 1 at p = p0 and grows with p since q > p0). So L_n(q) is a nonnegative
+    supermartingale starting at 1, and so is any average M_n = sum_j w_j L_n(q_j) with weights summing
+    to 1. Ville's inequality: P(M_n >= 1/a for some n) <= a. "Some n" is every look at once.
+
+The alternatives q_j sit at fixed steps in log-odds from p0 (``_STEPS``: from 0.1, about a 10%
+relative change near a small rate, to 5.6, a rate near 0 or 1), equally weighted: the test is never
+blind to an effect size, and pays about log(11) in evidence for not knowing it. The lower bound of the
+sequence is the smallest p0 that the "above p0" test does not reject at a = (1 - confidence) / 2, the
+upper the largest p0 the mirrored "below p0" test does not; log M_n is monotone in p0 (each term's
+derivative is -n (sigmoid(logit p0 + s) - sigmoid(logit p0)) < 0 for s > 0), so bisection finds them.
+A rate exactly at its threshold is then seen confidently past it, at any look, with probability at most
+(1 - confidence) / 2 = 2.5% for 95%.
 """
 
 from __future__ import annotations
@@ -62,14 +92,69 @@ class Rate:
         high = 1.0 if self.events == n else min(1.0, centre + half)
         return (low, high)
 
-    def describe(self, name: str, unit: str = "requests", confidence: float = 0.95) -> str:
-        """'error rate 7.9% (95% CI 6.1-10.2%) over 312 requests'."""
+    def bounds(self, confidence: float = 0.95, anytime: bool = False) -> tuple[float, float]:
+        """The fixed-sample interval (one look), or the confidence sequence (``anytime``: many looks)."""
+        return sequence(self.events, self.total, confidence) if anytime else self.interval(confidence)
+
+    def describe(self, name: str, unit: str = "requests", confidence: float = 0.95, anytime: bool = False) -> str:
+        """'error rate 7.9% (95% CI 6.1-10.2%) over 312 requests'; anytime: '(95% sequential CI ...)'."""
         if self.total == 0:
             return f"{name} unknown (no {unit})"
-        low, high = self.interval(confidence)
-        level = f"{confidence * 100:g}%"
+        low, high = self.bounds(confidence, anytime)
+        level = f"{confidence * 100:g}%{' sequential' if anytime else ''}"
         return (f"{name} {percent(self.value)} ({level} CI {percent(low)[:-1]}-{percent(high)}) "
                 f"over {self.total} {unit}")
+
+
+_STEPS = (0.1, 0.2, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0, 5.6)  # alternatives, in log-odds from p0
+_EDGE = 1e-12
+
+
+def _logit(p: float) -> float:
+    return math.log(p) - math.log1p(-p)
+
+
+def _log_sigmoid(x: float) -> float:
+    return -math.log1p(math.exp(-x)) if x >= 0 else x - math.log1p(math.exp(x))
+
+
+def log_evidence(events: int, total: int, p0: float, above: bool) -> float:
+    """log M_n: the evidence that the rate is above ``p0`` (``above``) or below it, as the log of the
+    mixture martingale of the module's docstring. At least log(1/a) rejects at level a, at any look."""
+    p0 = min(max(p0, _EDGE), 1 - _EDGE)
+    base = _logit(p0)
+    log_p0, log_q0 = _log_sigmoid(base), _log_sigmoid(-base)
+    misses = total - events
+    terms = []
+    for step in _STEPS:
+        alt = base + step if above else base - step
+        terms.append(events * (_log_sigmoid(alt) - log_p0) + misses * (_log_sigmoid(-alt) - log_q0))
+    top = max(terms)
+    return top + math.log(sum(math.exp(t - top) for t in terms) / len(terms))
+
+
+def sequence(events: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The anytime-valid confidence sequence's bounds at this look: ``confidence`` of all looks at once."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    if total == 0:
+        return (0.0, 1.0)
+    needed = math.log(2 / (1 - confidence))
+    point = events / total
+
+    def edge(inside: float, outside: float, above: bool) -> float:
+        # the test rejects at ``outside`` (or it is the end of [0, 1]) and not at ``inside``: bisect
+        for _ in range(40):
+            middle = (inside + outside) / 2
+            if log_evidence(events, total, middle, above) >= needed:
+                outside = middle
+            else:
+                inside = middle
+        return inside
+
+    low = 0.0 if events == 0 or log_evidence(events, total, 0.0, True) < needed else edge(point, 0.0, True)
+    high = 1.0 if events == total or log_evidence(events, total, 1.0, False) < needed else edge(point, 1.0, False)
+    return (low, high)
 
 
 def _binomial_cdfs(n: int, p: float) -> list[float]:

@@ -241,8 +241,10 @@ class ProgressRun:
         return self.handshake_status == 101 and bool(self.message_types) and self.message_types[0] == "ready_ack"
 
 
-async def run_progress_socket(base_url: str, job_id: str, token: str, *, timeout: float) -> ProgressRun:
-    """Connect, send ``ready``, read until the server closes; the whole session within ``timeout``."""
+async def run_progress_socket(base_url: str, job_id: str, token: str, *, timeout: float,
+                              until: str | None = None) -> ProgressRun:
+    """Connect, send ``ready``, read until the server closes (or until a message of type ``until``, then
+    close); the whole session within ``timeout``."""
     started = time.perf_counter()
     types: list[str] = []
     opened = False
@@ -261,6 +263,8 @@ async def run_progress_socket(base_url: str, job_id: str, token: str, *, timeout
                             types.append("<not json>")
                             continue
                         types.append(str(message.get("type")) if isinstance(message, dict) else "<not an object>")
+                        if until is not None and types[-1] == until:
+                            break
                 except ConnectionClosed:
                     pass
                 close = ws.close_code, ws.close_reason or ""

@@ -155,6 +155,8 @@ class TriggerRecord:
     table: str  # immediate | approval
     fires: bool
     sentence: str = ""
+    detected_after_s: float | None = None  # this trigger's time to detect: the fault live -> its first confirmation
+    expected: bool = False  # the scenario names it as a trigger the drill must confirm
 
 
 @dataclass

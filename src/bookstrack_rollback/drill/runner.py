@@ -66,7 +66,7 @@ from .record import (
 )
 from .scenarios import Scenario
 from .series import series
-from .verification import all_passed, judge_recovery
+from .verification import RecoveryWatch, all_passed, drill_plan, drill_probe_rate
 from .worker_repo import FAULT_PROFILE_VAR, WorkerRepo
 
 BASELINE_MIN = 2.5  # runbook minutes of signals before the deploy: enough to show a 5% rate clean
@@ -99,7 +99,7 @@ def method_unavailable(target: Target, method_id: str) -> str | None:
 @dataclass(frozen=True)
 class DrillOptions:
     reports: Path = Path("reports")
-    probe_rate: float = 30.0
+    probe_rate: float | None = None  # None: drill_probe_rate (enough for the verification's P95s)
     approver: str = "drill approver (automatic)"
     allow_production: bool = False
     lock_lease_s: float | None = None  # default: the longest a drill may take (a dead drill's lock expires)
@@ -187,7 +187,8 @@ class DrillRunner:
             action = await self._decide(run, assessment)
             if action in (Action.ROLLBACK_NOW, Action.GET_APPROVAL):
                 await self._roll_back_and_verify(run, assessment)
-            self._conclude(action)
+            assert run.detector
+            self._conclude(action, run.detector.detected_after())
         except (asyncio.CancelledError, KeyboardInterrupt):
             record.status = INTERRUPTED
             record.failure = "the drill was interrupted (cancelled or Ctrl-C); cleanup restored the target"
@@ -237,8 +238,9 @@ class DrillRunner:
             baseline_s = self.settings.seconds(BASELINE_MIN)
             run.detector = Detector(self.runbook, self.settings.time_scale, deployed_at=math.inf, baseline_s=baseline_s)
             # the drill's own random streams, named by scenario and method: the same --seed replays them
-            feed = LiveFeed(target, run.api, run.detector, rate=self.options.probe_rate, timebase=self.timebase,
-                            stream=f"drill/{self.scenario.name}/{self.method_id}")
+            feed = LiveFeed(target, run.api, run.detector, rate=self.options.probe_rate or drill_probe_rate(self.settings),
+                            timebase=self.timebase, stream=f"drill/{self.scenario.name}/{self.method_id}")
+            run.detector.in_flight = feed.in_flight
             run.tasks.append(asyncio.create_task(feed.run(run.stop)))
             baseline_end = self.timebase.now() + baseline_s
             await asyncio.sleep(max(0.0, baseline_end - self.timebase.now()))
@@ -300,10 +302,12 @@ class DrillRunner:
                 if detector.decidable(assessment):
                     break
             record.measures.time_to_detect_s = detector.time_to_detect
-            record.triggers = [TriggerRecord(r.trigger.id, r.trigger.name, r.trigger.table.value, r.fires, r.sentence)
+            detected = detector.detected_after()
+            record.triggers = [TriggerRecord(r.trigger.id, r.trigger.name, r.trigger.table.value, r.fires, r.sentence,
+                                             detected.get(r.trigger.id), r.trigger.id in self.scenario.triggers)
                                for r in assessment.after.values()]
-            phase.detail = (f"{assessment.firing[0].trigger.name} confirmed after {detector.time_to_detect:.2f}s"
-                            if assessment.firing else "no trigger confirmed")
+            phase.detail = ("; ".join(f"{trigger} confirmed after {after:.2f}s" for trigger, after in detected.items())
+                            or "no trigger confirmed")
         return assessment
 
     async def _decide(self, run: _Run, assessment: Assessment) -> Action:
@@ -358,16 +362,20 @@ class DrillRunner:
         async with self.journal.phase("verify") as phase:
             serving = await run.api.serving()
             version = await run.api.version(serving.main_version_id)
-            deadline = serving_at + self.settings.seconds(self.runbook.verification.error_rate_window_min)
+            plan = drill_plan(self.settings, expected, self.options.probe_rate or drill_probe_rate(self.settings))
+            watch = RecoveryWatch(plan, self.settings, run.api, detector, serving_at=serving_at, serving=serving,
+                                  serving_version=version)
+            deadline = serving_at + plan.window_s
+            passing_since: dict[str, float] = {}  # each check -> the look since which it has passed
             while True:
                 await asyncio.sleep(self.timebase.tick_s)
                 now = self.timebase.now()
-                results = judge_recovery(
-                    runbook=self.runbook, target=self.target, samples=[s for s in detector.samples if s.at >= serving_at],
-                    ws=[w for w in detector.ws if w.at >= serving_at],
-                    canaries=[c for c in detector.canaries if c.at >= serving_at], serving=serving,
-                    serving_version=version, expected_version=expected, window_s=now - serving_at,
-                    seed=self.settings.seed)
+                results = await watch.look(now)
+                for r in results:
+                    if r.verdict is Verdict.PASS:
+                        passing_since.setdefault(r.check, now)
+                    else:
+                        passing_since.pop(r.check, None)
                 if all_passed(results) or now > deadline:
                     break
             record.verification = [CheckRecord(r.check, r.verdict.value, r.sentence) for r in results]
@@ -381,7 +389,9 @@ class DrillRunner:
             self.journal.mark("verified", verified)
             record.measures.time_to_rollback_s = verified - started
             record.measures.total_recovery_s = verified - record.markers["fault live"]
-            phase.detail = f"all {len(results)} checks passed"
+            last = max(passing_since, key=lambda check: passing_since[check])
+            phase.detail = (f"all {len(results)} checks passed, {verified - serving_at:.2f}s after the rollback served; "
+                            f"the last to pass: {last}")
         searches = [s for s in detector.samples if s.at >= serving_at and s.endpoint != "health"]
         return RecoveryFacts(error_rate=back_to_normal(Rate(sum(s.is_error for s in searches), len(searches))),
                              p95_ms=quantile([s.latency_ms for s in searches if not s.is_error] or [0.0], 0.95).value,
@@ -392,8 +402,8 @@ class DrillRunner:
         firing = assessment.firing
         reason = "a drill trigger fired"
         if firing and firing[0].value is not None and firing[0].samples:
-            events = round(firing[0].value * firing[0].samples)
             if firing[0].trigger.id in ("error_rate_spike", "server_error_rate", "moderate_error_rate"):
+                events = round(firing[0].value * firing[0].samples)
                 name = "5xx rate" if firing[0].trigger.id == "server_error_rate" else "Error rate"
                 reason = spike_reason(Rate(events, firing[0].samples), name=name)
             else:
@@ -402,9 +412,9 @@ class DrillRunner:
                                    bad_id=run.bad.id, reason=reason.replace("\n", " "),
                                    target_tag=run.known_stable.tag or "known stable", target_id=run.known_stable.id)
 
-    def _conclude(self, action: Action) -> None:
+    def _conclude(self, action: Action, detected: dict[str, float]) -> None:
         record = self.record
-        problems = []
+        problems = self.scenario.detection_problems(detected, action)
         if action is not self.scenario.expect:
             problems.append(f"the drill decided {action.value} where the scenario expects {self.scenario.expect.value}")
         if self.scenario.rolls_back:

@@ -1,56 +1,104 @@
-"""Verification after the drill's rollback: the verify suite's checks, judged sequentially on the
-signals since the rollback began serving, so recovery is declared as soon as the data allows (and
-never before each check has its samples)."""
+"""Verification after the drill's rollback: every check of `pytest -m verify` (``verify.checks.every_check``,
+one implementation), on what the drill's live feed has seen since the rollback began serving, judged at
+every look with confidence sequences (the plan's ``anytime``). Verified only when every check passes
+at one look: the error control of each check holds however many looks it took.
+
+What the drill's feed cannot give is judged from what it can, and says so: the progress socket by the
+feed's real-token handshakes (a job of its own per look would break the batch endpoint's limit); a
+canary not read back since the rollback is INCONCLUSIVE; Analytics Engine is read for the whole seconds
+since the rollback serves (its window has whole seconds: a fraction before it would hold the bad
+version's requests).
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import math
 
-from ..clients.bookstrack import ProbeSample
-from ..clients.cloudflare import DeploymentInfo, VersionInfo
-from ..config import Runbook, Target
-from ..signals.endpoints import Endpoint
-from ..signals.observations import CanaryRead, WsSession
+from ..clients.cloudflare import CloudflareApi, DeploymentInfo, VersionInfo
+from ..clients.errors import TargetError
+from ..config import SuiteSettings
+from ..signals import analytics as queries
+from ..signals.endpoints import DRILL_ENDPOINTS
+from ..triage.detector import Detector
 from ..verdicts import CheckResult, Verdict
 from ..verify import checks
-from ..verify.evidence import Evidence
+from ..verify.evidence import AnalyticsEvidence, Evidence
 from ..verify.plan import VerifyPlan
 
-SEARCHES = Endpoint("all searches", "title", 1)
+P95_ANSWERS = 100  # a P95 judged sequentially passes on about 93 answers without one slow: with margin
+HANDSHAKES = 3  # real-token and made-up-token handshakes each, at least
 
 
-def _plan(runbook: Runbook, window_s: float, expected: str, seed: int) -> VerifyPlan:
-    return VerifyPlan(window_s=window_s, runbook_window_min=0.0, probe_rate=1.0, probe_rate_from="the drill's feed",
-                      max_probe_rate=1.0, endpoints=(SEARCHES,), latency_samples=0,
-                      min_samples=runbook.statistics.min_samples, confidence=runbook.statistics.confidence,
-                      expected_version=expected, expected_from="the drill's rollback", ws_sessions=0,
-                      ws_timeout_s=5.0, handshakes=0, request_timeout_s=5.0, analytics_lag_s=0.0, seed=seed)
+def drill_probe_rate(settings: SuiteSettings) -> float:
+    """The drill's probe rate: every search endpoint gets the answers a sequential P95 needs within 60% of
+    the time-to-rollback budget, less the P95 threshold (a request is judged once that old); at least
+    10/s, never above the target's max_probe_rate."""
+    runbook = settings.runbook
+    usable = 0.6 * settings.seconds(runbook.drill.time_to_rollback_budget_min) - runbook.verification.p95_below_s
+    total = sum(e.weight for e in DRILL_ENDPOINTS)
+    rarest = min(e.weight for e in DRILL_ENDPOINTS if e.is_search)
+    wanted = P95_ANSWERS * total / rarest / max(usable, 1.0)
+    return min(max(10.0, math.ceil(wanted)), settings.target.max_probe_rate)
 
 
-def judge_recovery(*, runbook: Runbook, target: Target, samples: list[ProbeSample], ws: list[WsSession],
-                   canaries: list[CanaryRead], serving: DeploymentInfo, serving_version: VersionInfo,
-                   expected_version: str, window_s: float, seed: int) -> list[CheckResult]:
-    """Every check of the recovery; all PASS means verified."""
-    evidence = Evidence(_plan(runbook, window_s, expected_version, seed), target, samples=list(samples),
-                        serving=serving, serving_version=serving_version, probe_seconds=window_s)
-    searches = Evidence(evidence.plan, target, probe_seconds=window_s,
-                        samples=[dataclasses.replace(s, label=SEARCHES.key) for s in samples if s.endpoint != "health"])
-    latest: dict[str, bool | None] = {}
-    for read in canaries:
-        latest[read.key] = read.intact
-    evidence.canaries = {key: (expected.encode() if latest.get(key) else None) for key, expected in target.canaries}
-    results = [
-        checks.check_health(evidence),
-        checks.check_version_identity(evidence),
-        checks.check_error_rate(evidence, "probes", False, runbook),
-        checks.check_error_rate(evidence, "probes", True, runbook),
-        checks.check_response_time(searches, SEARCHES, runbook),
-        checks.check_websocket_refuses_bogus_token(ws, minimum=3),
-    ]
-    for key, expected in target.canaries:
-        if key in latest:
-            results.append(checks.check_canary(evidence, key, expected))
-    return results
+def drill_plan(settings: SuiteSettings, expected_version: str, probe_rate: float) -> VerifyPlan:
+    """Verify's plan for the drill's looks: its window is the runbook's error-rate window, its endpoints
+    the live feed's."""
+    runbook, target = settings.runbook, settings.target
+    minutes = runbook.verification.error_rate_window_min
+    timebase = settings.timebase
+    return VerifyPlan(window_s=settings.seconds(minutes), runbook_window_min=minutes, probe_rate=probe_rate,
+                      probe_rate_from="the drill's live feed", max_probe_rate=target.max_probe_rate,
+                      endpoints=DRILL_ENDPOINTS, latency_samples=P95_ANSWERS, min_samples=runbook.statistics.min_samples,
+                      confidence=runbook.statistics.confidence, expected_version=expected_version,
+                      expected_from="the drill's rollback", ws_sessions=0, ws_timeout_s=timebase.request_timeout_s,
+                      handshakes=HANDSHAKES, request_timeout_s=timebase.request_timeout_s,
+                      analytics_lag_s=target.analytics_lag_s, seed=settings.seed, anytime=True)
+
+
+class RecoveryWatch:
+    """The evidence since the rollback serves, gathered again at each look, and every check on it."""
+
+    def __init__(self, plan: VerifyPlan, settings: SuiteSettings, api: CloudflareApi, detector: Detector, *,
+                 serving_at: float, serving: DeploymentInfo, serving_version: VersionInfo) -> None:
+        self.plan, self.settings, self.api, self.detector = plan, settings, api, detector
+        self.serving_at, self.serving, self.serving_version = serving_at, serving, serving_version
+
+    def evidence(self, now: float) -> Evidence:
+        """What the feed has seen since the rollback serves, up to ``now`` (no I/O)."""
+        since, d = self.serving_at, self.detector
+        evidence = Evidence(self.plan, self.settings.target, started_at=since, ended_at=now, judged_at=now,
+                            samples=[s for s in d.samples if since <= s.at <= now],
+                            pending=[p for p in d.in_flight() if since <= p.at <= now],
+                            probe_seconds=now - since, serving=self.serving, serving_version=self.serving_version,
+                            handshakes=[w for w in d.bogus if since <= w.at <= now],
+                            real_handshakes=[w for w in d.ws if since <= w.at <= now],
+                            no_real_token=d.no_real_token_reason)
+        for read in d.canaries:
+            if since <= read.at <= now:
+                if read.intact is None:
+                    evidence.canary_error = "the drill's last read of it failed"
+                else:
+                    evidence.canaries[read.key] = read.value
+        return evidence
+
+    async def look(self, now: float) -> list[CheckResult]:
+        """Every check of verify at this look, Analytics Engine read for the whole seconds since serving."""
+        evidence = self.evidence(now)
+        whole = math.floor(now - self.serving_at)
+        if whole >= 1:
+            dataset = self.settings.target.datasets.performance
+            try:
+                evidence.analytics = AnalyticsEvidence(by_path=await queries.traffic(self.api, dataset, whole))
+                evidence.analytics.runbook_sql = queries.runbook_cache_query(dataset, whole)
+                value = (await self.api.sql(evidence.analytics.runbook_sql)).scalar("hit_rate")
+                evidence.analytics.runbook_hit_rate = None if value is None or value != value else float(value)
+                evidence.analytics_from = now - whole
+            except TargetError as exc:
+                evidence.analytics_error = f"{exc} ({exc.what_to_do})"
+        else:
+            evidence.analytics_error = "the rollback has served for less than a second (the window has whole seconds)"
+        return checks.every_check(evidence, self.settings.runbook)
 
 
 def all_passed(results: list[CheckResult]) -> bool:

@@ -221,8 +221,10 @@ def drill_section(record: DrillRecord, thresholds: Thresholds) -> str:
     phases = _table(["phase", "outcome", "duration", "detail"],
                     [[text(p.name), text(p.outcome), "—" if p.duration_s is None else f"{p.duration_s:.2f}s",
                       text(p.detail)] for p in record.phases])
-    triggers = _table(["trigger", "table", "fires", "sentence"],
-                      [[text(t.name), text(t.table), "yes" if t.fires else "no", text(t.sentence)]
+    triggers = _table(["trigger", "table", "fires", "time to detect", "sentence"],
+                      [[text(t.name) + (" (the scenario's)" if t.expected else ""), text(t.table),
+                        "yes" if t.fires else "no",
+                        "—" if t.detected_after_s is None else f"{t.detected_after_s:.2f}s", text(t.sentence)]
                        for t in record.triggers])
     notes = "".join(f"<li>{text(n)}</li>" for n in record.healed)
     artifacts = "".join(f"<li>{text(k)}: <code>{text(v)}</code></li>" for k, v in record.artifacts.items())

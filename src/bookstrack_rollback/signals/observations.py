@@ -15,12 +15,24 @@ MIGRATION_KEY = "migration/in-progress"
 
 @dataclass(frozen=True)
 class WsSession:
-    """One progress-socket handshake with a made-up token: a healthy worker refuses it with 401."""
+    """One progress-socket handshake: with a made-up token (``bogus``: a healthy worker refuses it with
+    401) or with a real token (a healthy worker answers 101, then ``ready_ack`` to ``ready``)."""
 
     at: float  # epoch seconds when it started
-    ok: bool  # refused with 401, as a healthy worker refuses a made-up token
+    ok: bool  # what a healthy worker does with this kind of token
     detail: str = ""
     status: int | None = None  # the handshake's HTTP status (101: accepted; None: no answer)
+    real: bool = False  # a token issued for a job (REALITY.md: only such a token connects)
+
+
+@dataclass(frozen=True)
+class PendingProbe:
+    """A probe sent and not yet answered: once it has waited longer than a latency threshold it is known
+    to be slower than that threshold, answered or not."""
+
+    at: float  # epoch seconds when it was sent
+    endpoint: str
+    label: str
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,7 @@ class CanaryRead:
     at: float  # epoch seconds when the answer came
     key: str
     intact: bool | None  # None: could not be read
+    value: bytes | None = None  # what was read (None: missing, or not read)
 
 
 class ProbeSink(Protocol):
@@ -44,3 +57,6 @@ class CanarySink(Protocol):
 
 class Sink(ProbeSink, HandshakeSink, CanarySink, Protocol):
     """Where the live feed writes all it observes (each feed needs only its own part)."""
+
+    def no_real_token(self, reason: str) -> None:
+        """No real-token handshakes will come: the sentence says why (not allowed, rate limited)."""

@@ -10,7 +10,9 @@ answer is written into the sink as it arrives.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -18,7 +20,7 @@ import httpx
 
 from ..clients import bookstrack
 from .endpoints import Endpoint, QueryMaker, schedule
-from .observations import ProbeSink
+from .observations import PendingProbe, ProbeSink
 
 MAX_IN_FLIGHT = 160
 
@@ -94,16 +96,23 @@ class ProbeLoop:
         self.clients = bookstrack.ProbeClients(base_url, size=max_in_flight, timeout=timeout)
         self.skipped: dict[str, int] = {}  # slots skipped per endpoint: every client was waiting
         self._in_flight = InFlight()
+        self._waiting: dict[int, PendingProbe] = {}
+        self._ids = itertools.count()
 
     def pending(self, key: str) -> int:
         """Probes of this endpoint still waiting for their answers."""
         return self._in_flight.named(key)
 
-    async def _one(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
+    def in_flight(self) -> tuple[PendingProbe, ...]:
+        """Every probe still waiting for its answer, with when it was sent."""
+        return tuple(self._waiting.values())
+
+    async def _one(self, endpoint: Endpoint, client: httpx.AsyncClient, ident: int) -> None:
         path, params = self.queries.params(endpoint)
         try:
             self.sink.probe(await bookstrack.probe(client, endpoint.endpoint, path, params, label=endpoint.key))
         finally:
+            self._waiting.pop(ident, None)
             self.clients.release(client)
 
     def _launch(self, k: int) -> None:
@@ -111,7 +120,9 @@ class ProbeLoop:
         if not self.clients.available():
             self.skipped[endpoint.key] = self.skipped.get(endpoint.key, 0) + 1
             return
-        self._in_flight.start(self._one(endpoint, self.clients.lease()), endpoint.key)
+        ident = next(self._ids)
+        self._waiting[ident] = PendingProbe(time.time(), endpoint.endpoint, endpoint.key)
+        self._in_flight.start(self._one(endpoint, self.clients.lease(), ident), endpoint.key)
 
     async def run(self, keep_going: Callable[[float], bool], *, stop: asyncio.Event | None = None,
                   tick: Callable[[float], None] = lambda _elapsed: None) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -64,3 +65,46 @@ async def real_token_sessions(client: httpx.AsyncClient, base_url: str, found: S
         found.token_source = f"{ENV_WS_JOB}/{ENV_WS_TOKEN}"
         found.runs.append(await bookstrack.run_progress_socket(base_url, os.environ[ENV_WS_JOB],
                                                                os.environ[ENV_WS_TOKEN], timeout=timeout))
+
+
+@dataclass(frozen=True)
+class SocketToken:
+    job_id: str
+    token: str
+    source: str  # where it came from, for sentences (never the token itself)
+    issued_at: float  # monotonic seconds
+
+
+TOKEN_REUSE_S = 3600.0  # a token is valid for 2 hours (contract): reused for one, never near its end
+_issued: dict[str, SocketToken] = {}  # base URL -> the token this process was issued there
+
+
+async def socket_token(client: httpx.AsyncClient, base_url: str, *, request_token: bool, seed: int,
+                       timeout: float) -> SocketToken | str:
+    """One real progress-socket token for repeated handshakes, or the sentence saying why there is none.
+
+    A token given in the environment comes first; else, where the target allows it, one enrichment job
+    is created, and its token is reused by this process for an hour (the contract's token lives 2 hours
+    and may open the socket again and again): drills back to back stay within the batch endpoint's 10
+    a minute."""
+    if os.environ.get(ENV_WS_JOB) and os.environ.get(ENV_WS_TOKEN):
+        return SocketToken(os.environ[ENV_WS_JOB], os.environ[ENV_WS_TOKEN], f"{ENV_WS_JOB}/{ENV_WS_TOKEN}",
+                           time.monotonic())
+    if not request_token:
+        return ("no real token: the target does not allow creating an enrichment job (request_ws_token = false) "
+                f"and {ENV_WS_JOB}/{ENV_WS_TOKEN} are not set")
+    known = _issued.get(base_url)
+    if known is not None and time.monotonic() - known.issued_at < TOKEN_REUSE_S:
+        # the service at this URL may have been replaced since (a restarted staging): a 401 says so
+        check = await bookstrack.run_progress_socket(base_url, known.job_id, known.token, timeout=timeout,
+                                                     until="ready_ack")
+        if check.handshake_status != 401:
+            return known
+    job_id = str(uuid.UUID(int=random.Random(seed).getrandbits(128), version=4))
+    try:
+        grant = await bookstrack.request_progress_token(client, job_id, JOB_BOOKS)
+    except TargetError as exc:
+        return f"no real token: POST /v1/enrichment/batch failed ({exc})"
+    _issued[base_url] = SocketToken(grant.job_id, grant.token, "POST /v1/enrichment/batch (request_ws_token)",
+                                    time.monotonic())
+    return _issued[base_url]

@@ -104,6 +104,8 @@ class StagingMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             client = scope.get("client") or ("", 0)
+            # as Cloudflare logs it: the connecting client's address (the staging's users send their own)
+            forwarded = dict(scope.get("headers") or ()).get(b"cf-connecting-ip")
             staging.request_log.add(
                 RequestRecord(
                     at=staging.clock.now(),
@@ -112,7 +114,7 @@ class StagingMiddleware:
                     query=redact_query(scope.get("query_string", b"").decode("latin-1")),
                     status=status["code"],
                     api=api,
-                    client=str(client[0]),
+                    client=forwarded.decode("latin-1") if forwarded else str(client[0]),
                     duration_ms=(staging.clock.monotonic() - started) * 1000.0,
                 )
             )

@@ -1,30 +1,32 @@
 """Streaming detection: samples arrive, triggers are re-judged, the checklist becomes decidable.
 
 Three windows, all on the same samples:
-- since the latest deployment (detection: the most data, so a real spike is confirmed fastest);
-- the recent window (persistence: is it still happening?);
+- since the latest deployment (detection: the most data, so a real spike is confirmed fastest). It is
+  judged at every look, so with anytime-valid confidence sequences: however often the drill looks, a
+  rate exactly at its threshold confirms a trigger with at most 2.5% chance (``stats``);
+- the recent window (persistence: is it still happening?), one look at a sliding window, with the
+  fixed-sample intervals;
 - before the deployment (the baseline: did the errors exist already?).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..clients.bookstrack import ProbeSample
 from ..clients.cloudflare import VersionInfo
 from ..config import Runbook, scaled
 from ..signals.endpoints import FRESH_KNOWN_LABEL, KNOWN_GOOD_LABELS
-from ..signals.observations import CanaryRead, WsSession
+from ..signals.observations import CanaryRead, PendingProbe, WsSession
 from ..stats import Judgement, Rate
 from .decision import Decision, Situation, decide
-from .triggers import Reading, TriggerEvaluator, Window
+from .triggers import ERROR_RATE, Reading, TriggerEvaluator, Window, same_signal
 
 _RATE_TRIGGERS = {"error_rate_spike", "server_error_rate", "moderate_error_rate", "complete_outage",
                   "websocket_failures", "cache_failure", "provider_timeouts"}
 _ERROR_TRIGGERS = {"error_rate_spike", "server_error_rate", "moderate_error_rate", "complete_outage"}
-# one error rate judged against two thresholds (>10% immediate, the 5-10% band): the same signal
-_ERROR_RATE = ("error_rate_spike", "moderate_error_rate")
 
 
 @dataclass
@@ -54,17 +56,26 @@ class Detector:
     # readings of the time before the deployment from elsewhere (triage: Analytics Engine history),
     # used when the probes did not see that time
     baseline: dict[str, Reading] | None = None
+    anytime: bool = True  # looked at again and again: confidence sequences (False: one look, intervals)
     samples: list[ProbeSample] = field(default_factory=list)
-    ws: list[WsSession] = field(default_factory=list)
+    ws: list[WsSession] = field(default_factory=list)  # real-token handshakes: the users' socket
+    bogus: list[WsSession] = field(default_factory=list)  # made-up-token handshakes (401 expected)
     canaries: list[CanaryRead] = field(default_factory=list)
+    no_real_token_reason: str | None = None
+    # the probes still waiting for answers (the live feed's), for latency that has not answered yet
+    in_flight: Callable[[], tuple[PendingProbe, ...]] = lambda: ()
     confirmed_at: dict[str, float] = field(default_factory=dict)  # trigger id -> first confirmation
+    confirmed: dict[str, Reading] = field(default_factory=dict)  # trigger id -> the reading that confirmed it
 
     # where the live feed writes (signals.observations.Sink)
     def probe(self, sample: ProbeSample) -> None:
         self.samples.append(sample)
 
     def handshake(self, session: WsSession) -> None:
-        self.ws.append(session)
+        (self.ws if session.real else self.bogus).append(session)
+
+    def no_real_token(self, reason: str) -> None:
+        self.no_real_token_reason = reason
 
     def canary(self, read: CanaryRead) -> None:
         self.canaries.append(read)
@@ -86,7 +97,9 @@ class Detector:
         return Window(start, end,
                       tuple(s for s in self.samples if start <= s.at < end),
                       tuple(w for w in self.ws if start <= w.at < end),
-                      tuple(c for c in self.canaries if start <= c.at < end))
+                      tuple(c for c in self.canaries if start <= c.at < end),
+                      tuple(p for p in self.in_flight() if start <= p.at < end),
+                      self.no_real_token_reason)
 
     def _bad_since(self, trigger_id: str) -> float | None:
         """The first observation after the deployment that shows this trigger's kind of trouble."""
@@ -121,19 +134,13 @@ class Detector:
             onsets.append(min(first, confirmed) if first is not None else confirmed)
         return min(onsets)
 
-    @staticmethod
-    def _same_signal(trigger_id: str) -> tuple[str, ...]:
-        """The triggers that judge the same signal: errors at 15% before the deployment fire the band
-        on a short baseline and the spike on a long window after it, yet they existed before it."""
-        return _ERROR_RATE if trigger_id in _ERROR_RATE else (trigger_id,)
-
     def _fired_before(self, before: dict[str, Reading] | None,
                       firing: tuple[Reading, ...]) -> tuple[Reading, ...] | None:
         """The firing triggers' signals before the deployment: those that fired then (the errors existed
         before it), none (healthy then), or None when the baseline cannot tell (unknown history)."""
         if before is None:
             return None
-        readings = [before[i] for i in dict.fromkeys(i for r in firing for i in self._same_signal(r.trigger.id))]
+        readings = [before[i] for i in dict.fromkeys(i for r in firing for i in same_signal(r.trigger.id))]
         fired = tuple(r for r in readings if r.fires)
         if fired:
             return fired
@@ -160,25 +167,28 @@ class Detector:
     def _cleared(trigger_id: str, recent: dict[str, Reading]) -> bool:
         """The recent window is confidently healthy for this trigger. The band is WITHIN also when the
         rate is above its ceiling: that is not healthy, so for the band the spike must be WITHIN too."""
-        ids = _ERROR_RATE if trigger_id == "moderate_error_rate" else (trigger_id,)
+        ids = ERROR_RATE if trigger_id == "moderate_error_rate" else (trigger_id,)
         return all(recent[i].judgement is Judgement.WITHIN for i in ids)
 
     def assess(self, now: float, *, migration: bool | None, serving: VersionInfo | None,
                rollback_target: VersionInfo | None, rollback_target_from: str = "") -> Assessment:
-        evaluator = TriggerEvaluator(self.runbook)
+        evaluator = TriggerEvaluator(self.runbook)  # fixed windows: one look each
         end = math.nextafter(now, math.inf)  # up to and including now (now + 1e-9 == now at epoch seconds)
-        after = evaluator.evaluate(self.window(self.deployed_at, end))
+        after = TriggerEvaluator(self.runbook, anytime=self.anytime).evaluate(self.window(self.deployed_at, end))
         recent = evaluator.evaluate(self.window(max(self.deployed_at, now - self.recent_s), end))
         before = self.baseline
         if self.baseline_s:
             window = self.window(self.deployed_at - self.baseline_s, self.deployed_at)
             if window.samples:
                 before = evaluator.evaluate(window)
-        firing = tuple(r for r in after.values() if r.fires)
-        for reading in firing:
-            self.confirmed_at.setdefault(reading.trigger.id, now)
+        for reading in after.values():
+            if reading.fires and reading.trigger.id not in self.confirmed:
+                self.confirmed[reading.trigger.id] = reading
+                self.confirmed_at[reading.trigger.id] = now
+        firing = self._firing(after)
         # not ended: confirmed again in the recent window, or too few samples there to judge it (health
-        # checks, sockets, canary reads are sparse): then the confirmation stands
+        # checks, sockets, canary reads are sparse): then the confirmation stands. (Not "not yet clean": a
+        # short window cannot show a 5xx rate under 5%, so a blip would never end.)
         still = tuple(r for r in firing if recent[r.trigger.id].fires or (
             recent[r.trigger.id].judgement is Judgement.UNSURE
             and recent[r.trigger.id].samples < evaluator.min_samples))
@@ -203,6 +213,20 @@ class Detector:
         if s.recent_clear:
             return True
         return s.onset is not None and s.now - s.onset >= s.persistence_s and bool(s.still_firing)
+
+    def _firing(self, after: dict[str, Reading]) -> tuple[Reading, ...]:
+        """Every trigger confirmed since the deployment, at this look or an earlier one: a confirmation
+        stands (the confidence sequence's guarantee is for "ever"), its recent window says whether it
+        ended. The band of an error rate whose spike confirmed is that spike diluting, not a new issue.
+        Each with its reading now while it still fires, else the reading that confirmed it."""
+        ids = [t for t in after if t in self.confirmed]
+        if self.anytime and "error_rate_spike" in ids:
+            ids = [t for t in ids if t != "moderate_error_rate"]
+        return tuple(after[t] if after[t].fires else self.confirmed[t] for t in ids)
+
+    def detected_after(self) -> dict[str, float]:
+        """Each confirmed trigger's time to detect: the deployment -> its first confirmation."""
+        return {trigger: at - self.deployed_at for trigger, at in sorted(self.confirmed_at.items(), key=lambda i: i[1])}
 
     @property
     def time_to_detect(self) -> float | None:

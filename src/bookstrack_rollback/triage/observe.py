@@ -1,7 +1,7 @@
 """`pytest -m triage`: watch the target, read-only, for the persistence rule's length, then walk the
 checklist and the decision tree on what was seen.
 
-The probes, the bogus-token handshakes and the canary reads are the live feed of the signals layer
+The probes, the handshakes (real-token where a token can be had) and the canary reads are the live feed of the signals layer
 (all reads); the time before the deployment comes from Analytics Engine (the runbook's "Check error
 rate (last 10 minutes)"), when it can be read.
 """
@@ -90,10 +90,14 @@ async def observe(settings: SuiteSettings, *, probe_rate: float | None = None,
             notes.append(f"the history before the deployment could not be read ({exc})")
         if baseline is None and not notes:
             notes.append("Analytics Engine holds too little traffic from before the deployment to compare")
-        detector = Detector(settings.runbook, settings.time_scale, deployed_at=deployed_at, baseline=baseline)
+        # one look at the end of the window: fixed-sample intervals (the drill, looking again and again, uses
+        # confidence sequences)
+        detector = Detector(settings.runbook, settings.time_scale, deployed_at=deployed_at, baseline=baseline,
+                            anytime=False)
         stop = asyncio.Event()
         rate = probe_rate or probe_rate_for(settings)
         feed = LiveFeed(target, api, detector, rate=rate, timebase=settings.timebase, stream="triage")
+        detector.in_flight = feed.in_flight
         task = asyncio.create_task(feed.run(stop))
         started = time.time()
         window = detector.persistence_s

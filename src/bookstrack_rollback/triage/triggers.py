@@ -2,7 +2,13 @@
 minimum sample count and a confidence bound.
 
 A trigger BREACHES only when its whole confidence interval is past the threshold: a handful of
-requests never triggers a rollback, and a real spike is confirmed as soon as the data allows.
+requests never triggers a rollback, and a real spike is confirmed as soon as the data allows. A watcher
+that looks again and again (the drill's detector) judges with anytime-valid confidence sequences
+(``stats.sequence``), so its looks do not add up to false alarms; one look (triage) with the usual
+fixed-sample intervals.
+
+Latency is judged as a rate (``signals.latency``): a P95 above 2 s is more than 5% of requests slower
+than 2 s, counting the unanswered ones that have waited longer.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ from enum import Enum
 from ..clients.bookstrack import ProbeSample
 from ..config import Runbook
 from ..signals.endpoints import FRESH_KNOWN_LABEL, KNOWN_GOOD_LABELS
-from ..signals.observations import CanaryRead, WsSession
+from ..signals.latency import slow_share
+from ..signals.observations import CanaryRead, PendingProbe, WsSession
 from ..stats import (
     Judgement,
     Rate,
@@ -69,6 +76,16 @@ def trigger_table(runbook: Runbook) -> tuple[Trigger, ...]:
     )
 
 
+# one error rate judged against two thresholds (>10% immediate, the 5-10% band): one signal. While a
+# spike's evidence grows, the band confirms first (above 5%, not yet surely above 10%).
+ERROR_RATE = ("error_rate_spike", "moderate_error_rate")
+
+
+def same_signal(trigger_id: str) -> tuple[str, ...]:
+    """The triggers that judge the same signal as ``trigger_id`` (itself included)."""
+    return ERROR_RATE if trigger_id in ERROR_RATE else (trigger_id,)
+
+
 @dataclass(frozen=True)
 class Window:
     """What the signals showed between two moments."""
@@ -76,33 +93,34 @@ class Window:
     start: float
     end: float
     samples: tuple[ProbeSample, ...]
-    ws: tuple[WsSession, ...] = ()
+    ws: tuple[WsSession, ...] = ()  # real-token handshakes (the bogus-token ones are not the users' socket)
     canaries: tuple[CanaryRead, ...] = ()
+    pending: tuple[PendingProbe, ...] = ()  # probes sent in the window, unanswered at its end
+    no_real_token: str | None = None  # why there are no real-token handshakes
 
     @property
     def searches(self) -> tuple[ProbeSample, ...]:
         return tuple(s for s in self.samples if s.endpoint != "health")
 
 
-
-
 class TriggerEvaluator:
     """Evaluate every trigger of the runbook's tables on a window."""
 
-    def __init__(self, runbook: Runbook) -> None:
+    def __init__(self, runbook: Runbook, *, anytime: bool = False) -> None:
         self.runbook = runbook
         self.triggers = {t.id: t for t in trigger_table(runbook)}
         self.confidence = runbook.statistics.confidence
         self.min_samples = runbook.statistics.min_samples
+        self.anytime = anytime  # judged again and again: confidence sequences instead of intervals
 
     def rate_reading(self, trigger: Trigger, rate: Rate, what: str, unit: str, above: float,
               below: float | None = None) -> Reading:
         """Fires when the rate is confidently above ``above`` (and, for a band, not above ``below``)."""
-        text = rate.describe(what, unit, self.confidence)
+        text = rate.describe(what, unit, self.confidence, self.anytime)
         if rate.total < self.min_samples:
             return Reading(trigger, Judgement.UNSURE, f"{text}: fewer than {self.min_samples} samples",
                            rate.value if rate.total else None, rate.total)
-        low, high = rate.interval(self.confidence)
+        low, high = rate.bounds(self.confidence, self.anytime)
         over = judge_above(low, high, above)
         if below is not None and over is Judgement.WITHIN:
             # a band (5-10%): above the floor, and not confidently above the ceiling
@@ -144,13 +162,16 @@ class TriggerEvaluator:
 
     def _ws(self, window: Window) -> Reading:
         trigger = self.triggers["websocket_failures"]
+        if not window.ws and window.no_real_token:
+            return Reading(trigger, Judgement.UNSURE, f"the progress socket cannot be judged: {window.no_real_token} "
+                           "(a made-up token's 401 says nothing about the users' sockets)", None, 0)
         rate = Rate(sum(not w.ok for w in window.ws), len(window.ws))
-        reading = self.rate_reading(trigger, rate, "WebSocket failure rate", "sessions",
+        reading = self.rate_reading(trigger, rate, "WebSocket failure rate", "real-token handshakes",
                              self.runbook.triggers.immediate.websocket_failure_rate_above)
         if reading.judgement is Judgement.UNSURE and rate.total and rate.events == rate.total and rate.total >= 3:
             # every session failed: a handful is enough when none works at all
-            return Reading(trigger, Judgement.BREACH, f"all {rate.total} WebSocket sessions failed",
-                           1.0, rate.total)
+            return Reading(trigger, Judgement.BREACH, f"all {rate.total} real-token WebSocket handshakes failed "
+                           f"({window.ws[-1].detail})", 1.0, rate.total)
         return reading
 
     def _data_loss(self, window: Window) -> Reading:
@@ -176,30 +197,29 @@ class TriggerEvaluator:
     def _latency(self, window: Window) -> Reading:
         trigger = self.triggers["latency_spike"]
         threshold_ms = self.runbook.triggers.approval.p95_latency_above_s * 1000
-        latencies = [s.latency_ms for s in window.searches if not s.is_error or s.outcome == "timeout"]
-        estimate = quantile(latencies, 0.95, self.confidence)
-        text = estimate.describe("P95 latency", "answers", self.confidence)
-        if estimate.count < self.min_samples:
-            return Reading(trigger, Judgement.UNSURE, f"{text}: fewer than {self.min_samples} samples",
-                           None, estimate.count)
-        verdict = judge_above(estimate.low, estimate.high, threshold_ms)
-        judgement = {Judgement.WITHIN: Judgement.BREACH, Judgement.BREACH: Judgement.WITHIN,
-                     Judgement.UNSURE: Judgement.UNSURE}[verdict]
-        relation = {Judgement.BREACH: "exceeds", Judgement.WITHIN: "is under",
+        share = slow_share(window.searches, [p for p in window.pending if p.endpoint != "health"], threshold_ms,
+                           window.end)
+        text = share.describe("P95 latency", self.confidence, self.anytime)
+        if share.total < self.min_samples:
+            return Reading(trigger, Judgement.UNSURE, f"{text}: fewer than {self.min_samples} samples", None, share.total)
+        # a P95 over the threshold is more than 5% of requests slower than it: BREACH fires the trigger
+        judgement = share.judge_p95_below(self.confidence, self.anytime)
+        relation = {Judgement.BREACH: "more than", Judgement.WITHIN: "fewer than",
                     Judgement.UNSURE: "cannot yet be told apart from"}[judgement]
-        return Reading(trigger, judgement, f"{text} {relation} the {threshold_ms:.0f} ms threshold",
-                       estimate.value, estimate.count)
+        p95 = quantile(list(share.latencies), 0.95).value
+        return Reading(trigger, judgement, f"{text}, {relation} the 5% of a P95 over the {threshold_ms:.0f} ms threshold",
+                       p95 if p95 < float("inf") else None, share.total)
 
     def _cache(self, window: Window) -> Reading:
         trigger = self.triggers["cache_failure"]
         repeated = [s for s in window.samples if s.label in KNOWN_GOOD_LABELS and not s.is_error]
         rate = Rate(sum(bool(s.cached) for s in repeated), len(repeated))
-        text = rate.describe("cache hit rate", "repeated searches", self.confidence)
+        text = rate.describe("cache hit rate", "repeated searches", self.confidence, self.anytime)
         threshold = self.runbook.triggers.approval.cache_hit_rate_below
         if rate.total < self.min_samples:
             return Reading(trigger, Judgement.UNSURE, f"{text}: fewer than {self.min_samples} samples",
                            None, rate.total)
-        verdict = judge_below(*rate.interval(self.confidence), threshold)
+        verdict = judge_below(*rate.bounds(self.confidence, self.anytime), threshold)
         judgement = {Judgement.WITHIN: Judgement.BREACH, Judgement.BREACH: Judgement.WITHIN,
                      Judgement.UNSURE: Judgement.UNSURE}[verdict]
         relation = {Judgement.BREACH: "is below", Judgement.WITHIN: "is above",

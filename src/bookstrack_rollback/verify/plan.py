@@ -44,6 +44,9 @@ class VerifyPlan:
     analytics_lag_s: float
     seed: int
     ws_token_attempts: int = 8  # the batch endpoint allows 10 per minute per IP
+    # judged again and again as the evidence grows (the drill's verification): confidence sequences,
+    # which hold at every look; one look (`pytest -m verify`): fixed-sample intervals
+    anytime: bool = False
 
     @property
     def latency_needed(self) -> int:
