@@ -3,6 +3,7 @@ that subscribe to the drill, and the run's named random streams that replay a dr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from bookstrack_rollback.config import SuiteSettings, TargetOverrides, resolve_s
 from bookstrack_rollback.config.secret import Secret
 from bookstrack_rollback.drill.journal import DrillListener
 from bookstrack_rollback.drill.record import ERROR, DrillRecord, PhaseRecord, RecordStore
+from bookstrack_rollback.drill.preparation import DrillError
 from bookstrack_rollback.drill.runner import DrillOptions, run_drill
 from bookstrack_rollback.drill.scenarios import load_scenarios
 from bookstrack_rollback.faults import RUNTIME_FLAG_KEY
@@ -164,3 +166,56 @@ def test_the_same_seed_replays_the_probe_schedule_and_the_decisions(staging, tmp
     decisions = [(r.decision, r.decision_path, [t.id for t in r.triggers if t.fires]) for r in (one, two)]
     assert decisions[0] == decisions[1] and one.decision == "ROLLBACK NOW"
     assert one.seed == two.seed == 42 and three.seed == 43
+
+
+# --- issue 11: the trigger a scenario names, and a verification that judges what verify judges ----------
+
+def test_a_drill_fails_when_its_named_trigger_never_confirms_and_another_confirms_first(staging, tmp_path):
+    """The error spike's fault, named as a socket failure: detection, decision and rollback all work, and
+    the drill still fails, saying which trigger confirmed and which never did."""
+    misnamed = dataclasses.replace(ERROR_SPIKE, name="misnamed", triggers=("websocket_failures",))
+    record = run_drill(settings_for(staging), misnamed, "api_rollback", DrillOptions(reports=tmp_path))
+    assert record.status == "failed" and record.decision == "ROLLBACK NOW"
+    assert "the websocket_failures trigger never confirmed" in record.failure
+    assert "error_rate_spike" in record.failure and "confirmed first" in record.failure, record.failure
+    spike = next(t for t in record.triggers if t.id == "error_rate_spike")
+    assert spike.detected_after_s is not None and not spike.expected  # TTD per trigger, named or not
+    assert next(t for t in record.triggers if t.id == "websocket_failures").expected
+
+
+def test_the_drills_verification_runs_every_check_of_verify(staging, tmp_path):
+    record = run_drill(settings_for(staging), ERROR_SPIKE, "api_rollback", DrillOptions(reports=tmp_path))
+    assert record.status == "passed", record.failure
+    names = [c.check for c in record.verification]
+    assert names == ["health check", "version identity", "error rate (probes)", "5xx rate (probes)",
+                     "error rate (analytics)", "5xx rate (analytics)", "response time P95 [title:hamlet]",
+                     "response time P95 [isbn:9780743273565]", "response time P95 [advanced:<known>]",
+                     "known records found", "websocket connectivity", "websocket refuses a bogus token",
+                     "cache hit rate", "data integrity [canary/library/1]", "signal sanity"]
+    assert all(c.verdict == "PASS" for c in record.verification)
+    sockets = next(c for c in record.verification if c.check == "websocket connectivity")
+    assert "real-token handshakes connected" in sockets.sentence
+    detect = next(t for t in record.triggers if t.id == "error_rate_spike")
+    assert detect.expected and detect.detected_after_s == pytest.approx(record.measures.time_to_detect_s)
+
+
+class CacheStaysOff(DrillListener):
+    """As the rollback begins to serve, the cache breaks on its own (a runtime fault no rollback removes)."""
+
+    def __init__(self, running: RunningStaging) -> None:
+        self.running = running
+
+    async def rollback_serving(self, record: DrillRecord, facts: object) -> None:
+        self.running.staging.kv.put_own(RUNTIME_FLAG_KEY, b'{"cache_off": true, "label": "cache still off"}')
+
+
+def test_the_cache_failure_drill_is_not_verified_while_the_cache_is_still_off(staging, tmp_path):
+    cache_failure = next(s for s in load_scenarios() if s.name == "cache-failure")
+    with pytest.raises(DrillError, match="verification did not pass within 5 runbook minutes"):
+        run_drill(settings_for(staging), cache_failure, "api_rollback", DrillOptions(reports=tmp_path),
+                  [CacheStaysOff(staging)])
+    record = saved(tmp_path)
+    verdicts = {c["check"]: c["verdict"] for c in record["verification"]}
+    assert verdicts["cache hit rate"] == "FAIL", record["verification"]
+    assert record["measures"]["time_to_rollback_s"] is None  # never verified: no TTR
+    assert staging.staging.kv.get_own(RUNTIME_FLAG_KEY) is None  # cleanup healed it

@@ -40,7 +40,8 @@ from bookstrack_rollback.stats import Judgement, Rate, percent
 from bookstrack_rollback.triage.decision import Action, Decision, Situation, Tick, checklist, decide
 from bookstrack_rollback.triage.detector import Assessment, Detector
 from bookstrack_rollback.signals.endpoints import KNOWN_GOOD_LABELS, VERIFY_ENDPOINTS
-from bookstrack_rollback.signals.observations import PendingProbe, CanaryRead, WsSession
+from bookstrack_rollback.drill.scenarios import TRIGGER_IDS, Scenario, load_scenarios
+from bookstrack_rollback.signals.observations import CanaryRead, PendingProbe, WsSession
 from bookstrack_rollback.triage.triggers import Reading, Table, TriggerEvaluator, Window, trigger_table
 
 SEED = 20251115
@@ -975,3 +976,36 @@ def test_healthy_traffic_is_never_rolled_back_over_200_independent_windows():
             confirmed[seed] = sorted(det.confirmed_at)
     assert all(ids == ["moderate_error_rate"] for ids in confirmed.values()), confirmed
     assert len(confirmed) <= 4, confirmed  # 2 of 200 observed (seeds 89 and 115)
+
+
+# --- what a drill scenario must confirm (issue 11) ----------------------------------------------------
+
+def scenario(name: str) -> Scenario:
+    return next(s for s in load_scenarios() if s.name == name)
+
+
+def test_a_scenario_confirms_its_trigger_first():
+    spike = scenario("error-spike")
+    assert spike.detection_problems({"error_rate_spike": 0.4}, Action.ROLLBACK_NOW) == []
+    # the band of the same error rate confirms on the way to the spike: the same signal
+    assert spike.detection_problems({"moderate_error_rate": 0.2, "error_rate_spike": 0.6}, Action.ROLLBACK_NOW) == []
+    assert spike.detection_problems({}, Action.NO_ACTION) == ["the error_rate_spike trigger never confirmed"]
+    assert spike.detection_problems({"websocket_failures": 0.2, "error_rate_spike": 0.6}, Action.ROLLBACK_NOW) == [
+        "websocket_failures confirmed first (0.20s), before the scenario's error_rate_spike"]
+    # confirmed at the same look as the scenario's: not before it
+    assert scenario("complete-outage").detection_problems(
+        {"error_rate_spike": 0.4, "server_error_rate": 0.4, "websocket_failures": 0.4, "complete_outage": 0.8,
+         "provider_timeouts": 0.4}, Action.ROLLBACK_NOW) == []
+
+
+def test_a_negative_control_must_see_its_fault_and_nothing_else():
+    blip = scenario("blip")
+    assert blip.detection_problems({"error_rate_spike": 0.4}, Action.NO_ACTION) == []
+    assert blip.detection_problems({}, Action.NO_ACTION) == ["the error_rate_spike trigger never confirmed"]
+    assert blip.detection_problems({"error_rate_spike": 0.4, "latency_spike": 1.0}, Action.NO_ACTION) == [
+        "a negative control, yet latency_spike also confirmed after the deploy"]
+
+
+def test_every_scenario_names_known_triggers():
+    for s in load_scenarios():
+        assert s.triggers and set(s.triggers) <= set(TRIGGER_IDS), s.name

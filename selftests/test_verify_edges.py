@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bookstrack_rollback.faults import RUNTIME_FLAG_KEY
 from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
 from bookstrack_rollback.staging.users import UsersTraffic
 from matrix import verdicts_from_junit
@@ -133,21 +134,37 @@ def test_a_target_that_never_answers_fails_within_its_timeout(suite: pytest.Pyte
     assert elapsed < 60, f"a hung target took {elapsed:.0f}s to fail"
 
 
-def test_triage_changes_nothing_either(suite: pytest.Pytester, outer: RunningStaging):
+def run_triage(suite: pytest.Pytester, outer: RunningStaging, *args: str) -> pytest.RunResult:
     suite.makepyfile(test_triage=(ROOT / "tests" / "test_triage.py").read_text())
     suite.makefile(".toml", targets=targets_toml(outer))
-    before = outer.staging.workers.serving_deployment().id
-    since = time.time()
     os.environ["CLOUDFLARE_API_TOKEN"] = SECRET_TOKEN
     os.environ["CLOUDFLARE_ACCOUNT_ID"] = StagingConfig().account_id
     try:
-        result = suite.runpytest_subprocess("-m", "triage", "--target", "local", "-p", "no:cacheprovider")
+        return suite.runpytest_subprocess("-m", "triage", "--target", "local", "-p", "no:cacheprovider", *args)
     finally:
         del os.environ["CLOUDFLARE_API_TOKEN"], os.environ["CLOUDFLARE_ACCOUNT_ID"]
+
+
+def test_triage_changes_nothing_either(suite: pytest.Pytester, outer: RunningStaging):
+    before = outer.staging.workers.serving_deployment().id
+    since = time.time()
+    result = run_triage(suite, outer)
     result.stdout.fnmatch_lines(["*triage: do we roll back?*", "DECISION: NO ACTION"])
     log = httpx.get(f"{outer.base_url}/__staging/requests", params={"since": since}, timeout=5).json()["requests"]
     sql = f"/client/v4/accounts/{outer.config.account_id}/analytics_engine/sql"
-    writes = {(r["method"], r["path"]) for r in log if r["method"] not in ("GET", "WEBSOCKET") and r["api"] != "admin"}
-    assert writes <= {("POST", sql)}, f"triage wrote to the target: {writes}"
+    writes = [(r["method"], r["path"]) for r in log if r["method"] not in ("GET", "WEBSOCKET") and r["api"] != "admin"]
+    # the only write: the one enrichment job whose token the WebSocket trigger's handshakes use (opted in)
+    assert set(writes) <= {("POST", sql), ("POST", "/v1/enrichment/batch")}, f"triage wrote to the target: {writes}"
+    assert writes.count(("POST", "/v1/enrichment/batch")) <= 1, writes
     assert outer.staging.workers.serving_deployment().id == before
     assert SECRET_TOKEN not in result.stdout.str() + result.stderr.str()
+
+
+def test_triage_sees_one_real_socket_handshake_in_four_fail(suite: pytest.Pytester, outer: RunningStaging):
+    """A socket that answers 500 to one valid handshake in four: a made-up token's 401 would have read
+    healthy; the real token's handshakes breach the 10% trigger."""
+    outer.staging.kv.put_own(RUNTIME_FLAG_KEY, b'{"ws_failure_rate": 0.25, "label": "one socket in four fails"}')
+    result = run_triage(suite, outer, "-k", "websocket_failures", "-rA")
+    output = result.stdout.str()
+    assert result.ret == 1, output[-3000:]
+    assert "FAIL: WebSocket failure rate" in output and "real-token handshakes exceeds the >10%" in output, output[-3000:]

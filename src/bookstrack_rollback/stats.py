@@ -40,6 +40,7 @@ A rate exactly at its threshold is then seen confidently past it, at any look, w
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from enum import Enum
@@ -133,8 +134,10 @@ def log_evidence(events: int, total: int, p0: float, above: bool) -> float:
     return top + math.log(sum(math.exp(t - top) for t in terms) / len(terms))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def sequence(events: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
-    """The anytime-valid confidence sequence's bounds at this look: ``confidence`` of all looks at once."""
+    """The anytime-valid confidence sequence's bounds at this look: ``confidence`` of all looks at once
+    (cached: a watcher asks for the same counts again and again)."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
     if total == 0:
@@ -144,7 +147,7 @@ def sequence(events: int, total: int, confidence: float = 0.95) -> tuple[float, 
 
     def edge(inside: float, outside: float, above: bool) -> float:
         # the test rejects at ``outside`` (or it is the end of [0, 1]) and not at ``inside``: bisect
-        for _ in range(40):
+        for _ in range(30):  # to within 1e-9
             middle = (inside + outside) / 2
             if log_evidence(events, total, middle, above) >= needed:
                 outside = middle

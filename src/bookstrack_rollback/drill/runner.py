@@ -151,6 +151,10 @@ class DrillRunner:
     def record(self) -> DrillRecord:
         return self.journal.record
 
+    @property
+    def probe_rate(self) -> float:
+        return self.options.probe_rate or drill_probe_rate(self.settings)
+
     def refusal(self) -> str | None:
         """Why this drill cannot run against its target (a sentence), or None."""
         target = self.target
@@ -238,7 +242,7 @@ class DrillRunner:
             baseline_s = self.settings.seconds(BASELINE_MIN)
             run.detector = Detector(self.runbook, self.settings.time_scale, deployed_at=math.inf, baseline_s=baseline_s)
             # the drill's own random streams, named by scenario and method: the same --seed replays them
-            feed = LiveFeed(target, run.api, run.detector, rate=self.options.probe_rate or drill_probe_rate(self.settings),
+            feed = LiveFeed(target, run.api, run.detector, rate=self.probe_rate,
                             timebase=self.timebase, stream=f"drill/{self.scenario.name}/{self.method_id}")
             run.detector.in_flight = feed.in_flight
             run.tasks.append(asyncio.create_task(feed.run(run.stop)))
@@ -362,7 +366,7 @@ class DrillRunner:
         async with self.journal.phase("verify") as phase:
             serving = await run.api.serving()
             version = await run.api.version(serving.main_version_id)
-            plan = drill_plan(self.settings, expected, self.options.probe_rate or drill_probe_rate(self.settings))
+            plan = drill_plan(self.settings, expected, self.probe_rate)
             watch = RecoveryWatch(plan, self.settings, run.api, detector, serving_at=serving_at, serving=serving,
                                   serving_version=version)
             deadline = serving_at + plan.window_s

@@ -36,8 +36,10 @@ class Scenario:
     def detection_problems(self, detected_after: dict[str, float], action: Action) -> list[str]:
         """What the drill's detection got wrong for this scenario, as sentences: a named trigger that never
         confirmed, another trigger that confirmed first (or, in a negative control, at all)."""
-        problems = [f"the {t} trigger never confirmed" for t in self.triggers if t not in detected_after]
-        # the band of the same error rate confirms on the way to a spike: it is the scenario's signal too
+        # the band of the same error rate confirms on the way to a spike (and may decide before it, when the
+        # errors existed before the deploy): it is the scenario's signal too
+        problems = [f"the {t} trigger never confirmed" for t in self.triggers
+                    if not any(same in detected_after for same in same_signal(t))]
         named = {same for t in self.triggers for same in same_signal(t)}
         if detected_after:
             first = min(detected_after.values())

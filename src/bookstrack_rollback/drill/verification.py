@@ -5,9 +5,9 @@ at one look: the error control of each check holds however many looks it took.
 
 What the drill's feed cannot give is judged from what it can, and says so: the progress socket by the
 feed's real-token handshakes (a job of its own per look would break the batch endpoint's limit); a
-canary not read back since the rollback is INCONCLUSIVE; Analytics Engine is read for the whole seconds
-since the rollback serves (its window has whole seconds: a fraction before it would hold the bad
-version's requests).
+canary not read back since the rollback is INCONCLUSIVE; Analytics Engine is read from the first whole
+second after the rollback served (its timestamps have whole seconds: the second it began in holds the
+bad version's requests).
 """
 
 from __future__ import annotations
@@ -83,21 +83,22 @@ class RecoveryWatch:
         return evidence
 
     async def look(self, now: float) -> list[CheckResult]:
-        """Every check of verify at this look, Analytics Engine read for the whole seconds since serving."""
+        """Every check of verify at this look; Analytics Engine read from the first whole second after
+        the rollback served (its timestamps have whole seconds), the probes' share of it from then too."""
         evidence = self.evidence(now)
-        whole = math.floor(now - self.serving_at)
-        if whole >= 1:
+        start = math.ceil(self.serving_at)
+        if now > start:
             dataset = self.settings.target.datasets.performance
             try:
-                evidence.analytics = AnalyticsEvidence(by_path=await queries.traffic(self.api, dataset, whole))
-                evidence.analytics.runbook_sql = queries.runbook_cache_query(dataset, whole)
+                evidence.analytics = AnalyticsEvidence(by_path=await queries.traffic(self.api, dataset, from_epoch=start))
+                evidence.analytics.runbook_sql = queries.runbook_cache_query(dataset, now - start)
                 value = (await self.api.sql(evidence.analytics.runbook_sql)).scalar("hit_rate")
                 evidence.analytics.runbook_hit_rate = None if value is None or value != value else float(value)
-                evidence.analytics_from = now - whole
+                evidence.analytics_from = start
             except TargetError as exc:
                 evidence.analytics_error = f"{exc} ({exc.what_to_do})"
         else:
-            evidence.analytics_error = "the rollback has served for less than a second (the window has whole seconds)"
+            evidence.analytics_error = "its timestamps have whole seconds, and the first since the rollback served has not ended"
         return checks.every_check(evidence, self.settings.runbook)
 
 

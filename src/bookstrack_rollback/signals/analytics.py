@@ -1,7 +1,8 @@
 """The named Analytics Engine queries, one definition of each measure (``traffic.Counts``).
 
 Windows are written relative to the query's own ``NOW()`` (as the runbook writes them), in whole
-seconds: ``since_s`` back, optionally ending ``until_s`` back. Counts are weighted by
+seconds: ``since_s`` back, optionally ending ``until_s`` back; or from a moment on (``from_epoch``: Unix
+seconds, which a DateTime compares with), for a window that must start exactly after an event. Counts are weighted by
 ``_sample_interval`` (Analytics Engine samples busy datasets), and 64-bit integers may arrive as strings.
 """
 
@@ -40,17 +41,19 @@ def window(since_s: float, until_s: float = 0.0) -> str:
     return clause
 
 
-def traffic_sql(dataset: str, since_s: float, until_s: float = 0.0) -> str:
+def traffic_sql(dataset: str, since_s: float = 0.0, until_s: float = 0.0, *, from_epoch: int | None = None) -> str:
     """The window's requests path by path, each measure by its one definition (the progress socket and
     the job-creating batch endpoint left out: the WebSocket checks judge them)."""
     columns = ", ".join(f"{sql} AS {name}" for name, sql in _MEASURES.items())
     excluded = " AND ".join(f"blob1 != '{path}'" for path in EXCLUDED_PATHS)
-    return f"SELECT blob1 AS path, {columns} FROM {dataset} WHERE {window(since_s, until_s)} AND {excluded} GROUP BY blob1"
+    where = f"timestamp >= {int(from_epoch)}" if from_epoch is not None else window(since_s, until_s)
+    return f"SELECT blob1 AS path, {columns} FROM {dataset} WHERE {where} AND {excluded} GROUP BY blob1"
 
 
-async def traffic(api: CloudflareApi, dataset: str, since_s: float, until_s: float = 0.0) -> dict[str, Counts]:
+async def traffic(api: CloudflareApi, dataset: str, since_s: float = 0.0, until_s: float = 0.0, *,
+                  from_epoch: int | None = None) -> dict[str, Counts]:
     """Run :func:`traffic_sql`: the window's ``Counts`` by path."""
-    rows = (await api.sql(traffic_sql(dataset, since_s, until_s))).rows
+    rows = (await api.sql(traffic_sql(dataset, since_s, until_s, from_epoch=from_epoch))).rows
     return {str(r["path"]): Counts(*(as_count(r.get(name)) for name in _MEASURES)) for r in rows}
 
 
