@@ -164,7 +164,8 @@ def test_triage_sees_one_real_socket_handshake_in_four_fail(suite: pytest.Pytest
     """A socket that answers 500 to one valid handshake in four: a made-up token's 401 would have read
     healthy; the real token's handshakes breach the 10% trigger."""
     outer.staging.kv.put_own(RUNTIME_FLAG_KEY, b'{"ws_failure_rate": 0.25, "label": "one socket in four fails"}')
-    result = run_triage(suite, outer, "-k", "websocket_failures", "-rA")
+    # time scale 0.05: a 15 s window, about 150 handshakes, so that 25% is told apart from 10%
+    result = run_triage(suite, outer, "-k", "websocket_failures", "-rA", "--time-scale", "0.05")
     output = result.stdout.str()
     assert result.ret == 1, output[-3000:]
     assert "FAIL: WebSocket failure rate" in output and "real-token handshakes exceeds the >10%" in output, output[-3000:]
