@@ -716,10 +716,14 @@ def test_investigate_instead_of_rolling_back_blind(changes, blocker, reason):
     assert decision.rollback_target is None and decision.wrangler_command() is None
 
 
+ROLLS_BACK = (Action.ROLLBACK_NOW, Action.GET_APPROVAL)
+
+
 def test_no_action_when_nothing_fires():
     decision = decide(situation(firing=(), still_firing=(), onset=None))
     assert (decision.action, decision.path) == (Action.NO_ACTION, ("Issue detected?", "no"))
-    assert decision.sentence == "No trigger of the runbook's tables is confirmed: no action."
+    assert decision.sentence == ("No trigger of the runbook's tables is confirmed, and every one is clearly within "
+                                 "its threshold: no action.")
     assert decision.wrangler_command() is None
 
 
@@ -733,7 +737,7 @@ def test_no_action_when_the_issue_cleared_before_the_persistence_rule():
 
 def test_not_yet_while_the_issue_has_lasted_less_than_the_persistence_rule():
     decision = decide(situation(now=T0 + 2.5))
-    assert decision.action is Action.NO_ACTION
+    assert decision.action is Action.KEEP_WATCHING
     assert decision.path == ("Issue detected?", "yes", "Issue started after deploy?", "yes", "Not transient?",
                              "not yet")
     assert decision.sentence == ("Not yet: it has lasted 2.0s (1.7 runbook minutes) so far, less than the runbook's "
@@ -743,7 +747,7 @@ def test_not_yet_while_the_issue_has_lasted_less_than_the_persistence_rule():
 
 def test_not_yet_when_the_recent_window_neither_confirms_nor_clears_a_lasting_issue():
     decision = decide(situation(still_firing=()))
-    assert decision.action is Action.NO_ACTION and decision.path[-1] == "not yet"
+    assert decision.action is Action.KEEP_WATCHING and decision.path[-1] == "not yet"
     assert decision.sentence == ("Not yet: it began 9.5s (7.9 runbook minutes) ago, but the recent window neither "
                                  "confirms it nor shows it ended; look again with more recent samples.")
 
@@ -780,8 +784,8 @@ def test_a_lasting_fault_is_confirmed_in_seconds_and_rolled_back_at_onset_plus_p
     assert 30 / RATE <= ttd <= 3.0  # 30 searches at least, and a few seconds at most
     assert ttd <= scaled(RUNBOOK.drill.time_to_detect_budget_min, TIME_SCALE)
     assert {"error_rate_spike", "server_error_rate"} <= confirmed.firing
-    assert all(look.assessment.firing == () and look.decision.path == ("Issue detected?", "no")
-               for look in looks if look.now < confirmed.now)
+    assert all(look.assessment.firing == () and look.decision.path[:2] == ("Issue detected?", "no")
+               for look in looks if look.now < confirmed.now)  # no action, or keep watching while in doubt
     assert det.confirmed_at["error_rate_spike"] == confirmed.now  # the first confirmation stays recorded
 
     decided = first_decidable(looks)
@@ -791,7 +795,7 @@ def test_a_lasting_fault_is_confirmed_in_seconds_and_rolled_back_at_onset_plus_p
     assert 0 <= decided.now - (onset + PERSISTENCE) < STEP  # decidable exactly when the rule is met
     for look in looks:
         if look.now < decided.now:
-            assert not look.decidable and look.decision.action is Action.NO_ACTION
+            assert not look.decidable and look.decision.action in (Action.NO_ACTION, Action.KEEP_WATCHING)
             if look.firing:
                 assert look.decision.sentence.startswith("Not yet: it has lasted ")
         else:
@@ -828,8 +832,8 @@ def test_a_blip_shorter_than_the_persistence_rule_is_never_rolled_back(share_5xx
         samples = stream(rng, T0 - 6, T0) + stream(rng, T0, T0 + 2.5, error_rate=0.3, share_5xx=share_5xx)
         looks = watch(det, samples + stream(rng, T0 + 2.5, T0 + 20), T0 + 20)
         assert det.time_to_detect is not None, seed  # the blip was seen
-        assert all(look.decision.action is Action.NO_ACTION for look in looks), (seed, [
-            (look.now - T0, look.decision.sentence) for look in looks if look.decision.action is not Action.NO_ACTION])
+        assert not any(look.decision.action in ROLLS_BACK for look in looks), (seed, [
+            (look.now - T0, look.decision.sentence) for look in looks if look.decision.action in ROLLS_BACK])
         if share_5xx == 0.0:
             assert not any("server_error_rate" in look.firing for look in looks)
         for look in looks:
@@ -861,7 +865,7 @@ def test_a_blip_is_decided_as_transient_as_soon_as_the_recent_window_is_clean():
                                          "Not transient?", "no")
         assert re.fullmatch(r"No action: it cleared after \d\.\ds \(\d\.\d runbook minutes\): a transient blip\.",
                             decided.decision.sentence)
-        assert all(look.decision.action is Action.NO_ACTION for look in looks)
+        assert not any(look.decision.action in ROLLS_BACK for look in looks)
 
 
 def test_errors_that_existed_before_the_deployment_are_investigated_not_rolled_back():
@@ -970,7 +974,7 @@ def test_healthy_traffic_is_never_rolled_back_over_200_independent_windows():
         errors = Rate(sum(s.is_error for s in det.samples), len(det.samples))
         assert 0.0 < errors.value < 0.05  # realistic, not sterile
         assert not any(look.decidable for look in looks), seed
-        assert all(look.decision.action is Action.NO_ACTION for look in looks), seed
+        assert not any(look.decision.action in ROLLS_BACK for look in looks), seed
         assert not looks[-1].firing, seed
         if det.confirmed_at:
             confirmed[seed] = sorted(det.confirmed_at)
@@ -1009,3 +1013,39 @@ def test_a_negative_control_must_see_its_fault_and_nothing_else():
 def test_every_scenario_names_known_triggers():
     for s in load_scenarios():
         assert s.triggers and set(s.triggers) <= set(TRIGGER_IDS), s.name
+
+
+# --- doubt is not an all-clear (issue 15) -----------------------------------------------------------
+
+def test_a_5xx_interval_across_5_percent_decides_keep_watching_never_no_action():
+    """17 5xx in 300 requests (5.7%, 95% CI 3.6-8.9%): neither breach nor clear."""
+    readings = evaluate(searches(300, errors=17) + health_checks(40))
+    unsure = tuple(r for r in readings.values() if r.judgement is Judgement.UNSURE)
+    assert readings["server_error_rate"] in unsure and readings["server_error_rate"].doubtful
+    decision = decide(situation(firing=(), still_firing=(), onset=None, unsure=unsure, watched_s=15.0))
+    assert decision.action is Action.KEEP_WATCHING and decision.path == ("Issue detected?", "no", "in doubt")
+    assert decision.sentence.startswith("Keep watching: no trigger is confirmed, but ")
+    assert "5xx Error Rate: 5xx rate 5.7% (95% CI " in decision.sentence
+    assert re.search(r"5xx rate .* threshold; about \d+\.\ds \(\d+\.\d runbook minutes\) more at the current "
+                     r"traffic would decide it", decision.sentence), decision.sentence
+    assert decision.wrangler_command() is None
+
+
+def test_no_action_names_the_triggers_unsure_only_for_want_of_samples():
+    """No canary read yet and only 10 health checks, all fine: not doubt, but said."""
+    readings = evaluate(searches(300) + health_checks(10))
+    unsure = tuple(r for r in readings.values() if r.judgement is Judgement.UNSURE)
+    assert unsure and not any(r.doubtful for r in unsure)
+    decision = decide(situation(firing=(), still_firing=(), onset=None, unsure=unsure, watched_s=15.0))
+    assert decision.action is Action.NO_ACTION
+    assert "Unsure only for want of samples, with nothing seen past a threshold: " in decision.sentence
+    assert "Complete Outage" in decision.sentence and "Data Loss" in decision.sentence
+
+
+def test_a_rate_on_its_threshold_says_more_samples_may_never_decide_it():
+    readings = evaluate(searches(400, errors=20) + health_checks(40))  # 5.0% exactly
+    reading = readings["server_error_rate"]
+    assert reading.doubtful and reading.needed is None
+    decision = decide(situation(firing=(), still_firing=(), onset=None, unsure=(reading,), watched_s=15.0))
+    assert decision.action is Action.KEEP_WATCHING
+    assert "it sits on its threshold, and more samples may never decide it" in decision.sentence

@@ -160,6 +160,28 @@ def sequence(events: int, total: int, confidence: float = 0.95) -> tuple[float, 
     return (low, high)
 
 
+def samples_to_decide(value: float, threshold: float, confidence: float = 0.95, anytime: bool = False) -> int | None:
+    """How many samples a rate of ``value`` needs before its interval (or sequence) leaves ``threshold``
+    on one side; None when it sits on the threshold (no number of samples decides it)."""
+    if math.isnan(value) or abs(value - threshold) < 1e-9:
+        return None
+
+    def decided(n: int) -> bool:
+        low, high = Rate(min(n, round(value * n)), n).bounds(confidence, anytime)
+        return high < threshold or low > threshold
+
+    high = 1
+    while not decided(high):
+        high *= 2
+        if high > 1 << 26:
+            return None
+    low = high // 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if decided(middle) else (middle, high)
+    return high
+
+
 def _binomial_cdfs(n: int, p: float) -> list[float]:
     """[P(X <= k) for k in 0..n] for X ~ Binomial(n, p), computed in log space in one pass."""
     log_p, log_q = math.log(p), math.log1p(-p)

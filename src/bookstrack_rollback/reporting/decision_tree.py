@@ -2,11 +2,11 @@
 (ROLLBACK_PROCEDURE.md, "Rollback Decision Tree", with the pre-rollback checklist's gates as
 triage/decision.py applies them):
 
-    Issue detected? ─ no ──> NO ACTION
+    Issue detected? ─ no ──> NO ACTION (or KEEP WATCHING: a trigger in doubt)
           │ yes
     Issue started after deploy? ─ no ──> INVESTIGATE ROOT CAUSE
           │ yes
-    Not transient? (lasted >5 minutes) ─ no ──> NO ACTION (a blip, or not yet)
+    Not transient? (lasted >5 minutes) ─ no ──> NO ACTION (a blip), or KEEP WATCHING (not yet)
           │ yes
     No migration, rollback target identified? ─ no ──> INVESTIGATE ROOT CAUSE
           │ yes
@@ -33,9 +33,9 @@ QUESTIONS = (
 )
 # the outcome of answering "no" at each question (and "yes" at the last one)
 SIDE_OUTCOMES = {
-    "detected": "NO ACTION",
+    "detected": "NO ACTION, or KEEP WATCHING (in doubt)",
     "after_deploy": "INVESTIGATE ROOT CAUSE",
-    "not_transient": "NO ACTION (a blip, or not yet)",
+    "not_transient": "NO ACTION (a blip), or KEEP WATCHING (not yet)",
     "gates": "INVESTIGATE ROOT CAUSE (do not roll back blind)",
     "critical": "ROLLBACK NOW",
 }
@@ -43,7 +43,7 @@ APPROVAL_OUTCOME = "GET APPROVAL, then roll back"
 _RECORD_QUESTIONS = {"Issue detected?": "detected", "Issue started after deploy?": "after_deploy",
                      "Not transient?": "not_transient", "CRITICAL?": "critical"}
 _YES = {"yes", "unknown"}  # "unknown": the history before the deploy could not be checked, the tree went on
-_NO = {"no", "not yet", "unconfirmed history"}
+_NO = {"no", "not yet", "in doubt", "unconfirmed history"}
 BLUE, GREY = "#1f6feb", "#9aa0a6"
 
 

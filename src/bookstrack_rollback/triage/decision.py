@@ -1,9 +1,12 @@
 """The pre-rollback checklist, each item evaluated rather than ticked, and the decision tree
 (ROLLBACK_PROCEDURE.md, "Pre-Rollback Checklist" and "Rollback Decision Tree").
 
-    Issue detected ─ started after deploy? ─ no ──> INVESTIGATE ROOT CAUSE
+    Issue detected? ─ no ──> NO ACTION (every trigger clearly within) or KEEP WATCHING (some in doubt)
+         │ yes
+    started after deploy? ─ no ──> INVESTIGATE ROOT CAUSE
                            │ yes
                      not transient? ─ no ──> NO ACTION (a blip shorter than the 5-minute rule)
+                           │ not yet ──> KEEP WATCHING
                            │ yes
             no migration, target known? ─ no ──> INVESTIGATE ROOT CAUSE (do not roll back blind)
                            │ yes
@@ -26,6 +29,7 @@ class Action(str, Enum):
     ROLLBACK_NOW = "ROLLBACK NOW"
     GET_APPROVAL = "GET APPROVAL"
     INVESTIGATE = "INVESTIGATE ROOT CAUSE"
+    KEEP_WATCHING = "KEEP WATCHING"  # cannot tell yet: never rounded to NO ACTION
     NO_ACTION = "NO ACTION"
 
 
@@ -60,6 +64,8 @@ class Situation:
     serving: VersionInfo | None
     rollback_target: VersionInfo | None
     rollback_target_from: str = ""
+    unsure: tuple[Reading, ...] = ()  # the triggers not yet known either way
+    watched_s: float = 0.0  # how long the evidence of the readings took to gather (their traffic's rate)
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,16 @@ def _minutes(seconds: float, persistence_s: float, persistence_min: float = 5.0)
     """Seconds at the run's time scale, with the runbook minutes they stand for."""
     runbook_min = seconds / persistence_s * persistence_min if persistence_s else 0
     return f"{seconds:.1f}s ({runbook_min:.1f} runbook minutes)"
+
+
+def _doubt(reading: Reading, s: Situation) -> str:
+    """'5xx Error Rate: 5xx rate 5.6% (95% CI 3.4-9.1%) over 300 requests cannot yet be told apart from the
+    >5% threshold; about 4.1 runbook minutes more at the current traffic would decide it'."""
+    text = f"{reading.trigger.name}: {reading.sentence}"
+    if reading.needed is None or not reading.samples or s.watched_s <= 0:
+        return text + "; it sits on its threshold, and more samples may never decide it"
+    more_s = max(0.0, reading.needed - reading.samples) * s.watched_s / reading.samples
+    return text + f"; about {_minutes(more_s, s.persistence_s)} more at the current traffic would decide it"
 
 
 def checklist(s: Situation) -> tuple[ChecklistItem, ...]:
@@ -167,7 +183,18 @@ def decide(s: Situation) -> Decision:
 
     if not s.firing:
         path.append("no")
-        return done(Action.NO_ACTION, "No trigger of the runbook's tables is confirmed: no action.")
+        doubts = [r for r in s.unsure if r.doubtful]
+        if doubts:
+            path.append("in doubt")
+            return done(Action.KEEP_WATCHING, "Keep watching: no trigger is confirmed, but " + "; and ".join(
+                _doubt(r, s) for r in doubts) + ".")
+        sparse = ", ".join(r.trigger.name for r in s.unsure)
+        if sparse:
+            return done(Action.NO_ACTION, "No trigger of the runbook's tables is confirmed, and none can be near its "
+                        f"threshold: no action. Unsure only for want of samples, with nothing seen past a threshold: "
+                        f"{sparse}.")
+        return done(Action.NO_ACTION, "No trigger of the runbook's tables is confirmed, and every one is clearly "
+                    "within its threshold: no action.")
     path += ["yes", "Issue started after deploy?"]
     related = tick["deployment_related"]
     if related.tick is Tick.NO:
@@ -183,8 +210,8 @@ def decide(s: Situation) -> Decision:
         path.append("not yet")
         wait = max(0.0, (s.onset or s.now) + s.persistence_s - s.now)
         if not wait:
-            return done(Action.NO_ACTION, f"Not yet: {transient.sentence}; look again with more recent samples.")
-        return done(Action.NO_ACTION, f"Not yet: {transient.sentence}, less than the runbook's 5 minutes; "
+            return done(Action.KEEP_WATCHING, f"Not yet: {transient.sentence}; look again with more recent samples.")
+        return done(Action.KEEP_WATCHING, f"Not yet: {transient.sentence}, less than the runbook's 5 minutes; "
                     f"look again in {_minutes(wait, s.persistence_s)}.")
     path.append("yes")
     for blocker in ("no_migration", "target_identified"):

@@ -199,6 +199,8 @@ class Detector:
             fired_before_deploy=fired_before, onset=self._onset(firing, now), persistence_s=self.persistence_s,
             post_deploy_window_s=self.post_deploy_window_s, migration=migration, serving=serving,
             rollback_target=rollback_target, rollback_target_from=rollback_target_from,
+            unsure=tuple(r for r in after.values() if r.judgement is Judgement.UNSURE),
+            watched_s=self._watched_s(now),
         )
         return Assessment(now, after, recent, before, situation)
 
@@ -223,6 +225,12 @@ class Detector:
         if self.anytime and "error_rate_spike" in ids:
             ids = [t for t in ids if t != "moderate_error_rate"]
         return tuple(after[t] if after[t].fires else self.confirmed[t] for t in ids)
+
+    def _watched_s(self, now: float) -> float:
+        """How long the evidence since the deployment took to gather: from the deployment, or from the
+        first sample when watching began after it (triage)."""
+        since = [s.at for s in self.samples if s.at >= self.deployed_at][:1]
+        return max(0.0, now - (since[0] if since else now))
 
     def detected_after(self) -> dict[str, float]:
         """Each confirmed trigger's time to detect: the deployment -> its first confirmation."""

@@ -27,6 +27,7 @@ from ..stats import (
     judge_above,
     judge_below,
     quantile,
+    samples_to_decide,
     threshold_percent,
 )
 
@@ -53,10 +54,19 @@ class Reading:
     sentence: str
     value: float | None = None
     samples: int = 0
+    bad: int = 0  # observations on the trigger's bad side (errors, misses, slow answers, failed handshakes)
+    needed: int | None = None  # samples at which the observed value would be decided (None: cannot say)
+    reaches: bool = False  # the interval reaches across the threshold
 
     @property
     def fires(self) -> bool:
         return self.judgement is Judgement.BREACH
+
+    @property
+    def doubtful(self) -> bool:
+        """Not yet known, its interval across the threshold, with failures seen: it may breach. (Unsure
+        with no failure at all, or with an interval on the healthy side, is only a want of samples.)"""
+        return self.judgement is Judgement.UNSURE and self.reaches and self.bad > 0
 
 
 def trigger_table(runbook: Runbook) -> tuple[Trigger, ...]:
@@ -117,16 +127,20 @@ class TriggerEvaluator:
               below: float | None = None) -> Reading:
         """Fires when the rate is confidently above ``above`` (and, for a band, not above ``below``)."""
         text = rate.describe(what, unit, self.confidence, self.anytime)
+        low, high = rate.bounds(self.confidence, self.anytime)
+        # the threshold the interval reaches across: the band's floor, or its ceiling
+        nearest = below if below is not None and low > above else above
+        needed = samples_to_decide(rate.value, nearest, self.confidence, self.anytime) if rate.total else None
         if rate.total < self.min_samples:
             return Reading(trigger, Judgement.UNSURE, f"{text}: fewer than {self.min_samples} samples",
-                           rate.value if rate.total else None, rate.total)
-        low, high = rate.bounds(self.confidence, self.anytime)
+                           rate.value if rate.total else None, rate.total, rate.events,
+                           max(needed or 0, self.min_samples), low <= nearest <= high)
         over = judge_above(low, high, above)
         if below is not None and over is Judgement.WITHIN:
             # a band (5-10%): above the floor, and not confidently above the ceiling
             if judge_above(low, high, below) is Judgement.WITHIN:
                 return Reading(trigger, Judgement.WITHIN, f"{text} is above the band's {threshold_percent(below)} ceiling "
-                               "(an immediate trigger instead)", rate.value, rate.total)
+                               "(an immediate trigger instead)", rate.value, rate.total, rate.events)
         judgement = {Judgement.WITHIN: Judgement.BREACH, Judgement.BREACH: Judgement.WITHIN,
                      Judgement.UNSURE: Judgement.UNSURE}[over]
         relation = {Judgement.BREACH: "exceeds", Judgement.WITHIN: "is below",
@@ -135,7 +149,7 @@ class TriggerEvaluator:
         if not any(c.isdigit() for c in bound):  # "Health check fails": name the number it was read as
             bound = f"{bound} (>{threshold_percent(above)})"
         return Reading(trigger, judgement, f"{text} {relation} the {bound} threshold", rate.value,
-                       rate.total)
+                       rate.total, rate.events, needed, low <= nearest <= high)
 
     def evaluate(self, window: Window) -> dict[str, Reading]:
         im, ap = self.runbook.triggers.immediate, self.runbook.triggers.approval
@@ -171,7 +185,7 @@ class TriggerEvaluator:
         if reading.judgement is Judgement.UNSURE and rate.total and rate.events == rate.total and rate.total >= 3:
             # every session failed: a handful is enough when none works at all
             return Reading(trigger, Judgement.BREACH, f"all {rate.total} real-token WebSocket handshakes failed "
-                           f"({window.ws[-1].detail})", 1.0, rate.total)
+                           f"({window.ws[-1].detail})", 1.0, rate.total, rate.events)
         return reading
 
     def _data_loss(self, window: Window) -> Reading:
@@ -191,7 +205,7 @@ class TriggerEvaluator:
         suspect = sorted(k for k, v in reads.items() if v[-1] is False)
         if suspect:
             return Reading(trigger, Judgement.UNSURE, f"canary record(s) {', '.join(suspect)} missing once: "
-                           "waiting for a second read to confirm", None, len(window.canaries))
+                           "waiting for a second read to confirm", None, len(window.canaries), len(suspect), None, True)
         return Reading(trigger, Judgement.WITHIN, f"all {len(reads)} canary records intact", 0.0, len(window.canaries))
 
     def _latency(self, window: Window) -> Reading:
@@ -200,15 +214,18 @@ class TriggerEvaluator:
         share = slow_share(window.searches, [p for p in window.pending if p.endpoint != "health"], threshold_ms,
                            window.end)
         text = share.describe("P95 latency", self.confidence, self.anytime)
+        needed = samples_to_decide(share.value, 0.05, self.confidence, self.anytime) if share.total else None
+        low, high = share.bounds(self.confidence, self.anytime)
         if share.total < self.min_samples:
-            return Reading(trigger, Judgement.UNSURE, f"{text}: fewer than {self.min_samples} samples", None, share.total)
+            return Reading(trigger, Judgement.UNSURE, f"{text}: fewer than {self.min_samples} samples", None, share.total,
+                           share.slow, max(needed or 0, self.min_samples), low <= 0.05 <= high)
         # a P95 over the threshold is more than 5% of requests slower than it: BREACH fires the trigger
         judgement = share.judge_p95_below(self.confidence, self.anytime)
         relation = {Judgement.BREACH: "more than", Judgement.WITHIN: "fewer than",
                     Judgement.UNSURE: "cannot yet be told apart from"}[judgement]
         p95 = quantile(list(share.latencies), 0.95).value
         return Reading(trigger, judgement, f"{text}, {relation} the 5% of a P95 over the {threshold_ms:.0f} ms threshold",
-                       p95 if p95 < float("inf") else None, share.total)
+                       p95 if p95 < float("inf") else None, share.total, share.slow, needed, low <= 0.05 <= high)
 
     def _cache(self, window: Window) -> Reading:
         trigger = self.triggers["cache_failure"]
@@ -216,16 +233,19 @@ class TriggerEvaluator:
         rate = Rate(sum(bool(s.cached) for s in repeated), len(repeated))
         text = rate.describe("cache hit rate", "repeated searches", self.confidence, self.anytime)
         threshold = self.runbook.triggers.approval.cache_hit_rate_below
+        misses = rate.total - rate.events
+        needed = samples_to_decide(rate.value, threshold, self.confidence, self.anytime) if rate.total else None
+        low, high = rate.bounds(self.confidence, self.anytime)
         if rate.total < self.min_samples:
             return Reading(trigger, Judgement.UNSURE, f"{text}: fewer than {self.min_samples} samples",
-                           None, rate.total)
-        verdict = judge_below(*rate.bounds(self.confidence, self.anytime), threshold)
+                           None, rate.total, misses, max(needed or 0, self.min_samples), low <= threshold <= high)
+        verdict = judge_below(low, high, threshold)
         judgement = {Judgement.WITHIN: Judgement.BREACH, Judgement.BREACH: Judgement.WITHIN,
                      Judgement.UNSURE: Judgement.UNSURE}[verdict]
         relation = {Judgement.BREACH: "is below", Judgement.WITHIN: "is above",
                     Judgement.UNSURE: "cannot yet be told apart from"}[judgement]
         return Reading(trigger, judgement, f"{text} {relation} the {threshold_percent(threshold)} threshold", rate.value,
-                       rate.total)
+                       rate.total, misses, needed, low <= threshold <= high)
 
     def _providers(self, window: Window) -> Reading:
         """REALITY.md: a provider timeout answers 200 with empty lists and provider "none"."""
