@@ -122,15 +122,16 @@ class Detector:
             times = []
         return min(times) if times else None
 
-    def _onset(self, firing: tuple[Reading, ...], now: float) -> float | None:
+    def _onset(self, firing: tuple[Reading, ...], now: float, judged_since: float | None = None,
+               judged: frozenset[str] = frozenset()) -> float | None:
         """When the issue began: the first sign of the earliest firing trigger's trouble (never later
-        than its confirmation)."""
+        than its confirmation); for a trigger judged elsewhere over a window, that window's start."""
         if not firing:
             return None
         onsets = []
         for reading in firing:
             confirmed = self.confirmed_at[reading.trigger.id]
-            first = self._bad_since(reading.trigger.id)
+            first = judged_since if reading.trigger.id in judged else self._bad_since(reading.trigger.id)
             onsets.append(min(first, confirmed) if first is not None else confirmed)
         return min(onsets)
 
@@ -171,11 +172,18 @@ class Detector:
         return all(recent[i].judgement is Judgement.WITHIN for i in ids)
 
     def assess(self, now: float, *, migration: bool | None, serving: VersionInfo | None,
-               rollback_target: VersionInfo | None, rollback_target_from: str = "") -> Assessment:
+               rollback_target: VersionInfo | None, rollback_target_from: str = "",
+               judged: dict[str, Reading] | None = None, judged_recent: dict[str, Reading] | None = None,
+               judged_since: float | None = None) -> Assessment:
+        """One look. ``judged``, ``judged_recent``: readings made elsewhere (triage: on the users' traffic,
+        over the window watched since ``judged_since`` and its recent part) that take the place of the
+        probes' since the deployment and in the recent window."""
         evaluator = TriggerEvaluator(self.runbook)  # fixed windows: one look each
         end = math.nextafter(now, math.inf)  # up to and including now (now + 1e-9 == now at epoch seconds)
         after = TriggerEvaluator(self.runbook, anytime=self.anytime).evaluate(self.window(self.deployed_at, end))
+        after.update(judged or {})
         recent = evaluator.evaluate(self.window(max(self.deployed_at, now - self.recent_s), end))
+        recent.update(judged_recent or {})
         before = self.baseline
         if self.baseline_s:
             window = self.window(self.deployed_at - self.baseline_s, self.deployed_at)
@@ -196,7 +204,7 @@ class Detector:
         fired_before = self._fired_before(before, firing)
         situation = Situation(
             now=now, deployed_at=self.deployed_at, firing=firing, still_firing=still, recent_clear=clear,
-            fired_before_deploy=fired_before, onset=self._onset(firing, now), persistence_s=self.persistence_s,
+            fired_before_deploy=fired_before, onset=self._onset(firing, now, judged_since, frozenset(judged or ())), persistence_s=self.persistence_s,
             post_deploy_window_s=self.post_deploy_window_s, migration=migration, serving=serving,
             rollback_target=rollback_target, rollback_target_from=rollback_target_from,
             unsure=tuple(r for r in after.values() if r.judgement is Judgement.UNSURE),

@@ -1,9 +1,10 @@
 """`pytest -m triage`: watch the target, read-only, for the persistence rule's length, then walk the
 checklist and the decision tree on what was seen.
 
-The probes, the handshakes (real-token where a token can be had) and the canary reads are the live feed of the signals layer
-(all reads); the time before the deployment comes from Analytics Engine (the runbook's "Check error
-rate (last 10 minutes)"), when it can be read.
+The probes, the handshakes (real-token where a token can be had) and the canary reads are the live
+feed of the signals layer; the rate triggers are judged on the users' traffic of the same window from
+Analytics Engine, the probes beside it (``users.py``); the time before the deployment comes from
+Analytics Engine too (the runbook's "Check error rate (last 10 minutes)"), when it can be read.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from ..signals import analytics as queries
 from ..signals.endpoints import DRILL_ENDPOINTS, HEALTH
 from ..signals.feeds import LiveFeed
 from ..signals.observations import MIGRATION_KEY
-from ..signals.traffic import total
+from ..signals.traffic import split, total
 from ..stats import Rate
 from .decision import Decision
 from .detector import Assessment, Detector
 from .triggers import Reading, TriggerEvaluator
+from .users import UsersView, judge_users
 
 
 @dataclass
@@ -60,6 +62,27 @@ async def _history_before(api: CloudflareApi, settings: SuiteSettings, deployed_
         "moderate_error_rate": evaluator.rate_reading(t["moderate_error_rate"], Rate(errors, requests), "error rate before "
                                                "the deployment", "requests", ap.error_rate_from, ap.error_rate_to),
     }
+
+
+async def _users_view(api: CloudflareApi, settings: SuiteSettings, detector: Detector, started: float,
+                      now: float) -> UsersView:
+    """The rate triggers on the users' traffic of the window watched, and of its recent part: Analytics
+    Engine from their first whole second (its timestamps have whole seconds), less the probes sent from
+    then on."""
+    evaluator = TriggerEvaluator(settings.runbook)
+    end = math.nextafter(now, math.inf)
+    views = []
+    for since in (started, max(started, now - detector.recent_s)):
+        start = math.ceil(since)
+        probes = evaluator.evaluate(detector.window(max(detector.deployed_at, start), end))
+        try:
+            by_path = await queries.traffic(api, settings.target.datasets.performance, from_epoch=start)
+        except TargetError as exc:
+            return judge_users(evaluator, None, probes, f"Analytics Engine could not be read ({exc}; {exc.what_to_do})")
+        views.append(judge_users(evaluator, split(by_path, [s for s in detector.samples if s.at >= start]), probes))
+    whole, recent = views
+    whole.recent = recent.readings
+    return whole
 
 
 def probe_rate_for(settings: SuiteSettings) -> float:
@@ -119,6 +142,9 @@ async def observe(settings: SuiteSettings, *, probe_rate: float | None = None,
         wanted = target.known_stable
         stable = await api.clean_version(wanted) if wanted else None
         now = time.time()
+        users = await _users_view(api, settings, detector, started, now)
+        notes += users.notes
         assessment = detector.assess(now, migration=migration, serving=serving_version, rollback_target=stable,
-                                     rollback_target_from=f"the known stable version of {target.source}")
+                                     rollback_target_from=f"the known stable version of {target.source}",
+                                     judged=users.readings, judged_recent=users.recent, judged_since=started)
         return Triage(assessment, assessment.decision(), serving, serving_version, now - started, notes)

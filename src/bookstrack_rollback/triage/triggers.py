@@ -228,10 +228,14 @@ class TriggerEvaluator:
                        p95 if p95 < float("inf") else None, share.total, share.slow, needed, low <= 0.05 <= high)
 
     def _cache(self, window: Window) -> Reading:
-        trigger = self.triggers["cache_failure"]
         repeated = [s for s in window.samples if s.label in KNOWN_GOOD_LABELS and not s.is_error]
-        rate = Rate(sum(bool(s.cached) for s in repeated), len(repeated))
-        text = rate.describe("cache hit rate", "repeated searches", self.confidence, self.anytime)
+        return self.cache_reading(Rate(sum(bool(s.cached) for s in repeated), len(repeated)), "cache hit rate",
+                                  "repeated searches")
+
+    def cache_reading(self, rate: Rate, what: str, unit: str) -> Reading:
+        """Fires when the hit rate is confidently below the threshold."""
+        trigger = self.triggers["cache_failure"]
+        text = rate.describe(what, unit, self.confidence, self.anytime)
         threshold = self.runbook.triggers.approval.cache_hit_rate_below
         misses = rate.total - rate.events
         needed = samples_to_decide(rate.value, threshold, self.confidence, self.anytime) if rate.total else None
