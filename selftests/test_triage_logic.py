@@ -41,6 +41,8 @@ from bookstrack_rollback.triage.decision import Action, Decision, Situation, Tic
 from bookstrack_rollback.triage.detector import Assessment, Detector
 from bookstrack_rollback.signals.endpoints import KNOWN_GOOD_LABELS, VERIFY_ENDPOINTS
 from bookstrack_rollback.drill.scenarios import TRIGGER_IDS, Scenario, load_scenarios
+from bookstrack_rollback.signals.traffic import Counts, TrafficSplit, probe_counts, split
+from bookstrack_rollback.triage.users import judge_users
 from bookstrack_rollback.signals.observations import CanaryRead, PendingProbe, WsSession
 from bookstrack_rollback.triage.triggers import Reading, Table, TriggerEvaluator, Window, trigger_table
 
@@ -1049,3 +1051,47 @@ def test_a_rate_on_its_threshold_says_more_samples_may_never_decide_it():
     decision = decide(situation(firing=(), still_firing=(), onset=None, unsure=(reading,), watched_s=15.0))
     assert decision.action is Action.KEEP_WATCHING
     assert "it sits on its threshold, and more samples may never decide it" in decision.sentence
+
+
+# --- the triggers on what users see (issue 15) ---------------------------------------------------------
+
+def users_traffic(probes: list[ProbeSample], requests: int, server_errors: int, hits: int | None = None) -> TrafficSplit:
+    """Analytics Engine's window: the probes' own requests, and the users' on /v1/search/title."""
+    recorded = probe_counts(probes)
+    answered = requests - server_errors
+    hits = round(answered * 0.8) if hits is None else hits
+    users = Counts(requests, server_errors, server_errors, hits, answered - hits, 0)
+    recorded["/v1/search/title"] = recorded.get("/v1/search/title", Counts()) + users
+    return split(recorded, probes)
+
+
+def test_users_at_9_percent_fire_the_5xx_trigger_where_probes_see_2_and_the_disagreement_is_reported():
+    probes = searches(300, errors=6) + health_checks(40)  # the probes: 2% 5xx
+    view = judge_users(EVALUATOR, users_traffic(probes, 6000, 540), evaluate(probes))
+    reading = view.readings["server_error_rate"]
+    assert reading.fires and reading.samples == 6000
+    assert reading.sentence.startswith("users' 5xx rate 9.0% (95% CI ")
+    assert "over 6000 requests exceeds the >5% threshold; probes: 5xx rate 2.0% (95% CI " in reading.sentence
+    assert "Users and probes disagree beyond their intervals" in reading.sentence
+    assert any("users and probes disagree beyond their intervals" in note for note in view.notes), view.notes
+    assert not evaluate(probes)["server_error_rate"].fires  # the probes alone would have said nothing
+
+
+def test_analytics_that_cannot_be_read_leave_the_triggers_to_the_probes_with_the_reason():
+    probes = searches(300, errors=6) + health_checks(40)
+    view = judge_users(EVALUATOR, None, evaluate(probes), "Analytics Engine could not be read (HTTP 503)")
+    assert view.readings == {}
+    assert view.notes == ["the triggers are judged on the probes alone: Analytics Engine could not be read (HTTP 503)"]
+
+
+def test_too_few_users_or_telemetry_that_lies_leave_one_trigger_to_the_probes():
+    probes = searches(300) + health_checks(40)
+    view = judge_users(EVALUATOR, users_traffic(probes, 12, 0), evaluate(probes))
+    assert view.readings == {}
+    assert "5xx Error Rate judged on the probes alone: users sent only 12 requests in the window" in view.notes
+    lying = probe_counts(probes)  # the telemetry lost the probes' cache hits
+    lying = {path: Counts(c.requests, c.errors, c.server_errors, 0, c.answered, 0) for path, c in lying.items()}
+    lying["/v1/search/title"] = lying["/v1/search/title"] + Counts(3000, 0, 0, 2400, 600, 0)
+    view = judge_users(EVALUATOR, split(lying, probes), evaluate(probes))
+    assert "cache_failure" not in view.readings and "server_error_rate" in view.readings
+    assert any(n.startswith("Cache Failure judged on the probes alone: the telemetry does not record") for n in view.notes)

@@ -4,6 +4,7 @@ staging started here, named in a targets.toml as a user would name a real target
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
@@ -14,7 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bookstrack_rollback.faults import RUNTIME_FLAG_KEY
+from bookstrack_rollback.clients.cloudflare import CloudflareApi
+from bookstrack_rollback.config.secret import Secret
+from bookstrack_rollback.drill.preparation import copy
+from bookstrack_rollback.faults import RUNTIME_FLAG_KEY, FaultProfile
 from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
 from bookstrack_rollback.staging.users import UsersTraffic
 from matrix import verdicts_from_junit
@@ -169,3 +173,40 @@ def test_triage_sees_one_real_socket_handshake_in_four_fail(suite: pytest.Pytest
     output = result.stdout.str()
     assert result.ret == 1, output[-3000:]
     assert "FAIL: WebSocket failure rate" in output and "real-token handshakes exceeds the >10%" in output, output[-3000:]
+
+
+def users_see_5xx(outer: RunningStaging, share: float) -> None:
+    """A new version deployed (a copy of the serving one), and from then on the users' 5xx (the probes never
+    see them): an issue that began after the latest deployment."""
+    async def deploy() -> None:
+        async with CloudflareApi(outer.cloudflare_api_url, account_id=outer.config.account_id,
+                                 token=Secret(SECRET_TOKEN), worker=outer.config.worker_name) as api:
+            serving = await api.version((await api.serving()).main_version_id)
+            new = await copy(api, serving, {}, tag="2.0.0", message="a new version")
+            outer.staging.configure_users(UsersTraffic(rate=20.0, fault=FaultProfile(
+                error_rate=share, share_5xx=1.0, label=f"users' {share:.0%} 5xx")))
+            await api.deploy(new.id, "users' 5xx begin")
+
+    time.sleep(2.0)  # a history before the deployment: the users' clean requests
+    asyncio.run(deploy())
+
+
+def test_triage_rolls_back_on_what_users_see_though_the_probes_see_nothing(suite: pytest.Pytester, outer: RunningStaging):
+    users_see_5xx(outer, 0.2)  # the users' own fault: the probes are never answered 500
+    result = run_triage(suite, outer, "-rA")
+    output = result.stdout.str()
+    assert result.ret == 1, output[-3000:]
+    decision = output[output.index("DECISION: "):].splitlines()[0]
+    assert decision in ("DECISION: ROLLBACK NOW", "DECISION: GET APPROVAL"), output[-3000:]
+    assert "FAIL: users' 5xx rate " in output and "exceeds the >5% threshold; probes: 5xx rate 0.0%" in output
+    assert "probes: 5xx rate 0.0%" in output and "users and probes disagree beyond their intervals" in output
+
+
+def test_triage_in_doubt_says_keep_watching_and_does_not_pass(suite: pytest.Pytester, outer: RunningStaging):
+    users_see_5xx(outer, 0.06)  # over the 5% trigger, too close to tell in a 6 s window of ~120 users' requests
+    result = run_triage(suite, outer, "-rA")
+    output = result.stdout.str()
+    assert "DECISION: KEEP WATCHING" in output, output[-3000:]
+    # in doubt on a trigger, or confirmed but not yet known to last: either way it says what decides it
+    assert "more at the current traffic would decide it" in output or "look again" in output, output[-3000:]
+    assert "INCONCLUSIVE: KEEP WATCHING" in output and result.ret != 0  # never green: doubt is not an all-clear

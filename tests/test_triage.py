@@ -3,7 +3,8 @@ evaluated on live signals, the pre-rollback checklist item by item, and the deci
 
 A trigger that fires FAILS (the service breaches it); one that cannot be judged yet is INCONCLUSIVE.
 A checklist item that does not hold FAILS. The decision test states the decision, the evidence, the
-rollback target and the exact wrangler command; it is green only for NO ACTION.
+rollback target and the exact wrangler command; it is green only for NO ACTION (KEEP WATCHING and
+INVESTIGATE are INCONCLUSIVE, a rollback FAILS).
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ def test_decision(triage, target):
         record(passed("decision", sentence))
     elif decision.action is Action.INVESTIGATE:
         record(inconclusive("decision", sentence, "investigate the root cause; do not roll back"))
+    elif decision.action is Action.KEEP_WATCHING:
+        record(inconclusive("decision", sentence, "do not roll back yet, and do not stand down: run again with "
+                            "--watch-until-decided"))
     else:
         record(failed("decision", sentence, "roll back now" if decision.action is Action.ROLLBACK_NOW
                       else "get approval from the engineering lead, then roll back"))

@@ -34,16 +34,17 @@ class Deadline:
         return f"{self.suite} {self.seconds:.0f} s ({self.made_of})"
 
 
-def plan_deadlines(settings: SuiteSettings, verify: VerifyPlan) -> dict[str, Deadline]:
+def plan_deadlines(settings: SuiteSettings, verify: VerifyPlan, watch_on_s: float = 0.0) -> dict[str, Deadline]:
     runbook = settings.runbook
     api_s = DEFAULT_TIMEOUT.read or 10.0
     persistence = settings.seconds(runbook.checklist.not_transient_min)
+    watch_on = f", {watch_on_s:.1f} s of watching on until decided" if watch_on_s else ""
     return {
         "verify": Deadline("verify", verify.deadline_s,
                            f"a {verify.window_s:.1f} s window with its top-up, {verify.analytics_lag_s:g} s analytics "
                            f"lag, request timeouts, {SLACK_S:.0f} s slack"),
-        "triage": Deadline("triage", persistence + API_CALLS_TRIAGE * api_s + SLACK_S,
-                           f"the {persistence:.1f} s persistence window, {API_CALLS_TRIAGE} API calls, "
+        "triage": Deadline("triage", persistence + watch_on_s + API_CALLS_TRIAGE * api_s + SLACK_S,
+                           f"the {persistence:.1f} s persistence window{watch_on}, {API_CALLS_TRIAGE} API calls, "
                            f"{SLACK_S:.0f} s slack"),
         "drill": Deadline("drill", longest_drill_s(settings) + SLACK_S,
                           f"{watching_min(runbook):g} runbook minutes of watching at most, {API_STEPS_S:.0f} s of API "

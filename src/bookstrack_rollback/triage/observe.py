@@ -17,14 +17,14 @@ from dataclasses import dataclass
 
 from ..clients.cloudflare import CloudflareApi, DeploymentInfo, VersionInfo
 from ..clients.errors import TargetError
-from ..config import SuiteSettings
+from ..config import SuiteSettings, runbook_minutes
 from ..signals import analytics as queries
 from ..signals.endpoints import DRILL_ENDPOINTS, HEALTH
 from ..signals.feeds import LiveFeed
 from ..signals.observations import MIGRATION_KEY
 from ..signals.traffic import split, total
 from ..stats import Rate
-from .decision import Decision
+from .decision import Action, Decision
 from .detector import Assessment, Detector
 from .triggers import Reading, TriggerEvaluator
 from .users import UsersView, judge_users
@@ -69,7 +69,7 @@ async def _users_view(api: CloudflareApi, settings: SuiteSettings, detector: Det
     """The rate triggers on the users' traffic of the window watched, and of its recent part: Analytics
     Engine from their first whole second (its timestamps have whole seconds), less the probes sent from
     then on."""
-    evaluator = TriggerEvaluator(settings.runbook)
+    evaluator = TriggerEvaluator(settings.runbook, anytime=detector.anytime)
     end = math.nextafter(now, math.inf)
     views = []
     for since in (started, max(started, now - detector.recent_s)):
@@ -94,8 +94,11 @@ def probe_rate_for(settings: SuiteSettings) -> float:
     return min(math.ceil(wanted * 10) / 10, settings.target.max_probe_rate)
 
 
-async def observe(settings: SuiteSettings, *, probe_rate: float | None = None,
+async def observe(settings: SuiteSettings, *, probe_rate: float | None = None, until_decided_s: float = 0.0,
                   progress: Callable[[str], None] = lambda _t: None) -> Triage:
+    """Watch for the persistence rule's length, then decide. With ``until_decided_s``, while the decision
+    is KEEP WATCHING, go on watching (and looking again: confidence sequences then, since the looks
+    repeat) for at most that many more seconds."""
     target = settings.target
     assert target.base_url and target.has_cloudflare and target.cloudflare_api_url and target.account_id
     assert target.worker
@@ -113,10 +116,10 @@ async def observe(settings: SuiteSettings, *, probe_rate: float | None = None,
             notes.append(f"the history before the deployment could not be read ({exc})")
         if baseline is None and not notes:
             notes.append("Analytics Engine holds too little traffic from before the deployment to compare")
-        # one look at the end of the window: fixed-sample intervals (the drill, looking again and again, uses
-        # confidence sequences)
+        # one look at the end of the window: fixed-sample intervals; watching until decided looks again and
+        # again: confidence sequences (as the drill)
         detector = Detector(settings.runbook, settings.time_scale, deployed_at=deployed_at, baseline=baseline,
-                            anytime=False)
+                            anytime=until_decided_s > 0)
         stop = asyncio.Event()
         rate = probe_rate or probe_rate_for(settings)
         feed = LiveFeed(target, api, detector, rate=rate, timebase=settings.timebase, stream="triage")
@@ -129,22 +132,31 @@ async def observe(settings: SuiteSettings, *, probe_rate: float | None = None,
                 await asyncio.sleep(settings.timebase.tick_s)
                 progress(f"watching: {window - (time.time() - started):.1f} s of {window:.1f} s left, "
                          f"{len(detector.samples)} probes")
+            migration = None
+            if target.kv_namespace_id:
+                try:
+                    flag = await api.kv_get(target.kv_namespace_id, MIGRATION_KEY)
+                    migration = flag not in (None, b"", b"false")
+                except TargetError as exc:
+                    notes.append(f"the migration flag could not be read ({exc})")
+            wanted = target.known_stable
+            stable = await api.clean_version(wanted) if wanted else None
+            limit = started + window + until_decided_s
+            while True:
+                now = time.time()
+                users = await _users_view(api, settings, detector, started, now)
+                assessment = detector.assess(now, migration=migration, serving=serving_version, rollback_target=stable,
+                                             rollback_target_from=f"the known stable version of {target.source}",
+                                             judged=users.readings, judged_recent=users.recent, judged_since=started)
+                decision = assessment.decision()
+                if decision.action is not Action.KEEP_WATCHING or now >= limit:
+                    break
+                progress(f"in doubt, watching on ({limit - now:.1f} s of the limit left): {decision.sentence}")
+                await asyncio.sleep(max(settings.timebase.tick_s, 1.0))
         finally:
             stop.set()
             await task
-        migration = None
-        if target.kv_namespace_id:
-            try:
-                flag = await api.kv_get(target.kv_namespace_id, MIGRATION_KEY)
-                migration = flag not in (None, b"", b"false")
-            except TargetError as exc:
-                notes.append(f"the migration flag could not be read ({exc})")
-        wanted = target.known_stable
-        stable = await api.clean_version(wanted) if wanted else None
-        now = time.time()
-        users = await _users_view(api, settings, detector, started, now)
-        notes += users.notes
-        assessment = detector.assess(now, migration=migration, serving=serving_version, rollback_target=stable,
-                                     rollback_target_from=f"the known stable version of {target.source}",
-                                     judged=users.readings, judged_recent=users.recent, judged_since=started)
-        return Triage(assessment, assessment.decision(), serving, serving_version, now - started, notes)
+        if decision.action is Action.KEEP_WATCHING and until_decided_s > 0:
+            notes.append(f"still undecided at the limit of {until_decided_s:.0f}s of watching on "
+                         f"({runbook_minutes(until_decided_s, settings.time_scale):.0f} runbook minutes)")
+        return Triage(assessment, decision, serving, serving_version, now - started, notes + users.notes)

@@ -87,7 +87,7 @@ def judge_users(evaluator: TriggerEvaluator, traffic: TrafficSplit | None, probe
                               "in the window")
             continue
         users = _judge(evaluator, trigger_id, rate)
-        sentence = f"users: {users.sentence}; probes: {probe.sentence}"
+        sentence = f"{users.sentence}; probes: {probe.sentence}"
         theirs = _probe_rate(probe)
         # the probes' cache figure is their repeated searches' only (the users' holds their fresh ones too):
         # error rates alone compare like with like
