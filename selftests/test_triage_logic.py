@@ -992,23 +992,23 @@ def scenario(name: str) -> Scenario:
 
 def test_a_scenario_confirms_its_trigger_first():
     spike = scenario("error-spike")
-    assert spike.detection_problems({"error_rate_spike": 0.4}, Action.ROLLBACK_NOW) == []
+    assert spike.detection_problems({"error_rate_spike": 0.4}) == []
     # the band of the same error rate confirms on the way to the spike: the same signal
-    assert spike.detection_problems({"moderate_error_rate": 0.2, "error_rate_spike": 0.6}, Action.ROLLBACK_NOW) == []
-    assert spike.detection_problems({}, Action.NO_ACTION) == ["the error_rate_spike trigger never confirmed"]
-    assert spike.detection_problems({"websocket_failures": 0.2, "error_rate_spike": 0.6}, Action.ROLLBACK_NOW) == [
+    assert spike.detection_problems({"moderate_error_rate": 0.2, "error_rate_spike": 0.6}) == []
+    assert spike.detection_problems({}) == ["the error_rate_spike trigger never confirmed"]
+    assert spike.detection_problems({"websocket_failures": 0.2, "error_rate_spike": 0.6}) == [
         "websocket_failures confirmed first (0.20s), before the scenario's error_rate_spike"]
     # confirmed at the same look as the scenario's: not before it
     assert scenario("complete-outage").detection_problems(
         {"error_rate_spike": 0.4, "server_error_rate": 0.4, "websocket_failures": 0.4, "complete_outage": 0.8,
-         "provider_timeouts": 0.4}, Action.ROLLBACK_NOW) == []
+         "provider_timeouts": 0.4}) == []
 
 
 def test_a_negative_control_must_see_its_fault_and_nothing_else():
     blip = scenario("blip")
-    assert blip.detection_problems({"error_rate_spike": 0.4}, Action.NO_ACTION) == []
-    assert blip.detection_problems({}, Action.NO_ACTION) == ["the error_rate_spike trigger never confirmed"]
-    assert blip.detection_problems({"error_rate_spike": 0.4, "latency_spike": 1.0}, Action.NO_ACTION) == [
+    assert blip.detection_problems({"error_rate_spike": 0.4}) == []
+    assert blip.detection_problems({}) == ["the error_rate_spike trigger never confirmed"]
+    assert blip.detection_problems({"error_rate_spike": 0.4, "latency_spike": 1.0}) == [
         "a negative control, yet latency_spike also confirmed after the deploy"]
 
 

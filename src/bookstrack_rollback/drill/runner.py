@@ -418,7 +418,7 @@ class DrillRunner:
 
     def _conclude(self, action: Action, detected: dict[str, float]) -> None:
         record = self.record
-        problems = self.scenario.detection_problems(detected, action)
+        problems = self.scenario.detection_problems(detected)
         if action is not self.scenario.expect:
             problems.append(f"the drill decided {action.value} where the scenario expects {self.scenario.expect.value}")
         if self.scenario.rolls_back:

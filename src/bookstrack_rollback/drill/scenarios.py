@@ -33,7 +33,7 @@ class Scenario:
     def rolls_back(self) -> bool:
         return self.expect in (Action.ROLLBACK_NOW, Action.GET_APPROVAL)
 
-    def detection_problems(self, detected_after: dict[str, float], action: Action) -> list[str]:
+    def detection_problems(self, detected_after: dict[str, float]) -> list[str]:
         """What the drill's detection got wrong for this scenario, as sentences: a named trigger that never
         confirmed, another trigger that confirmed first (or, in a negative control, at all)."""
         # the band of the same error rate confirms on the way to a spike (and may decide before it, when the
