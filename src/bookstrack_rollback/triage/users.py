@@ -37,9 +37,9 @@ def _users_rate(trigger_id: str, counts: Counts) -> Rate:
     return Rate(min(events, counts.requests), counts.requests)
 
 
-def _probe_rate(probe: Reading) -> Rate:
+def _probe_rate(on_probes: Reading) -> Rate:
     """The probes' own error figure, from their reading."""
-    return Rate(probe.bad, probe.samples)
+    return Rate(on_probes.bad, on_probes.samples)
 
 
 def _trustworthy(trigger_id: str, traffic: TrafficSplit) -> bool:
@@ -75,20 +75,20 @@ def judge_users(evaluator: TriggerEvaluator, traffic: TrafficSplit | None, probe
         return view
     confidence = evaluator.confidence
     for trigger_id in USERS_TRIGGERS:
-        probe = probes[trigger_id]
+        on_probes = probes[trigger_id]
         if not _trustworthy(trigger_id, traffic):
             problems = "; ".join(traffic.problems("cache" if trigger_id == "cache_failure" else "status")[:2])
-            view.notes.append(f"{probe.trigger.name} judged on the probes alone: the telemetry does not record what "
+            view.notes.append(f"{on_probes.trigger.name} judged on the probes alone: the telemetry does not record what "
                               f"the probes saw ({problems})")
             continue
         rate = _users_rate(trigger_id, traffic.users)
         if rate.total < evaluator.min_samples:
-            view.notes.append(f"{probe.trigger.name} judged on the probes alone: users sent only {rate.total} requests "
+            view.notes.append(f"{on_probes.trigger.name} judged on the probes alone: users sent only {rate.total} requests "
                               "in the window")
             continue
         users = _judge(evaluator, trigger_id, rate)
-        sentence = f"{users.sentence}; probes: {probe.sentence}"
-        theirs = _probe_rate(probe)
+        sentence = f"{users.sentence}; probes: {on_probes.sentence}"
+        theirs = _probe_rate(on_probes)
         # the probes' cache figure is their repeated searches' only (the users' holds their fresh ones too):
         # error rates alone compare like with like
         if trigger_id != "cache_failure" and theirs.total >= evaluator.min_samples:
@@ -101,8 +101,8 @@ def judge_users(evaluator: TriggerEvaluator, traffic: TrafficSplit | None, probe
                         f"{theirs.describe('probes', 'requests', confidence)})")
                 seen = [n for n in view.notes if n.endswith(note)]  # the error rate and its 5xx share: once
                 if seen:
-                    view.notes[view.notes.index(seen[0])] = seen[0].replace(": users and", f", {probe.trigger.name}: users and", 1)
+                    view.notes[view.notes.index(seen[0])] = seen[0].replace(": users and", f", {on_probes.trigger.name}: users and", 1)
                 else:
-                    view.notes.append(f"{probe.trigger.name}: {note}")
+                    view.notes.append(f"{on_probes.trigger.name}: {note}")
         view.readings[trigger_id] = replace(users, sentence=sentence)
     return view
