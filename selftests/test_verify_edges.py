@@ -22,6 +22,7 @@ from bookstrack_rollback.faults import RUNTIME_FLAG_KEY, FaultProfile
 from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
 from bookstrack_rollback.staging.users import UsersTraffic
 from matrix import verdicts_from_junit
+from waiting import wait_until
 from outer_targets import targets_toml
 
 # pytester runs that each start a staging and probe it hard: one at a time (make test: --dist loadgroup)
@@ -187,7 +188,11 @@ def users_see_5xx(outer: RunningStaging, share: float) -> None:
                 error_rate=share, share_5xx=1.0, label=f"users' {share:.0%} 5xx")))
             await api.deploy(new.id, "users' 5xx begin")
 
-    time.sleep(2.0)  # a history before the deployment: the users' clean requests
+    def sent() -> int:
+        return httpx.get(f"{outer.base_url}/__staging/users", timeout=5).json()["counters"]["sent"]
+
+    before = sent()  # a history before the deployment: 40 more of the users' clean requests
+    wait_until(lambda: sent() >= before + 40, timeout=30, what="the users' requests before the deployment")
     asyncio.run(deploy())
 
 
