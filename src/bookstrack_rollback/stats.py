@@ -64,6 +64,11 @@ def threshold_percent(value: float) -> str:
     return f"{value * 100:g}%"
 
 
+def interval_text(low: float, high: float, confidence: float, anytime: bool = False) -> str:
+    """'95% CI 6.1-10.2%' (a fixed-sample interval), '95% sequential CI 5.2-11.9%' (a confidence sequence)."""
+    return f"{confidence * 100:g}%{' sequential' if anytime else ''} CI {percent(low)[:-1]}-{percent(high)}"
+
+
 @dataclass(frozen=True)
 class Rate:
     """``events`` out of ``total`` (e.g. errors out of requests)."""
@@ -101,9 +106,7 @@ class Rate:
         """'error rate 7.9% (95% CI 6.1-10.2%) over 312 requests'; anytime: '(95% sequential CI ...)'."""
         if self.total == 0:
             return f"{name} unknown (no {unit})"
-        low, high = self.bounds(confidence, anytime)
-        level = f"{confidence * 100:g}%{' sequential' if anytime else ''}"
-        return (f"{name} {percent(self.value)} ({level} CI {percent(low)[:-1]}-{percent(high)}) "
+        return (f"{name} {percent(self.value)} ({interval_text(*self.bounds(confidence, anytime), confidence, anytime)}) "
                 f"over {self.total} {unit}")
 
 

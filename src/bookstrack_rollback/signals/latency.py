@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..clients.bookstrack import ProbeSample
-from ..stats import Judgement, Rate, judge_below, percent, quantile
+from ..stats import Judgement, Rate, interval_text, judge_below, percent, quantile
 from .observations import PendingProbe
 
 
@@ -55,10 +55,8 @@ class SlowShare:
         shown = "not yet known (its slowest requests have not answered)" if math.isinf(point) else f"{point:.0f} ms"
         waiting = sum(1 for latency in self.latencies if math.isinf(latency))
         unanswered = f" ({waiting} unanswered)" if waiting else ""
-        low, high = self.bounds(confidence, anytime)
-        level = f"{confidence * 100:g}%{' sequential' if anytime else ''}"
         return (f"{name} {shown} over {self.total} requests{unanswered}: {percent(self.value)} slower than "
-                f"{self.threshold_ms:.0f} ms ({level} CI {percent(low)[:-1]}-{percent(high)})")
+                f"{self.threshold_ms:.0f} ms ({interval_text(*self.bounds(confidence, anytime), confidence, anytime)})")
 
 
 def slow_share(samples: Sequence[ProbeSample], pending: Sequence[PendingProbe], threshold_ms: float,

@@ -237,8 +237,8 @@ class Detector:
     def _watched_s(self, now: float) -> float:
         """How long the evidence since the deployment took to gather: from the deployment, or from the
         first sample when watching began after it (triage)."""
-        since = [s.at for s in self.samples if s.at >= self.deployed_at][:1]
-        return max(0.0, now - (since[0] if since else now))
+        first = next((s.at for s in self.samples if s.at >= self.deployed_at), now)
+        return max(0.0, now - first)
 
     def detected_after(self) -> dict[str, float]:
         """Each confirmed trigger's time to detect: the deployment -> its first confirmation."""

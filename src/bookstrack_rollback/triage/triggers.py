@@ -13,7 +13,8 @@ than 2 s, counting the unanswered ones that have waited longer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum
 
 from ..clients.bookstrack import ProbeSample
@@ -55,12 +56,18 @@ class Reading:
     value: float | None = None
     samples: int = 0
     bad: int = 0  # observations on the trigger's bad side (errors, misses, slow answers, failed handshakes)
-    needed: int | None = None  # samples at which the observed value would be decided (None: cannot say)
+    # the samples at which the observed value would be decided (None: cannot say), worked out only when
+    # asked: a search over interval widths, not for every reading of every look
+    to_decide: Callable[[], int | None] = field(default=lambda: None, compare=False, repr=False)
     reaches: bool = False  # the interval reaches across the threshold
 
     @property
     def fires(self) -> bool:
         return self.judgement is Judgement.BREACH
+
+    @property
+    def needed(self) -> int | None:
+        return self.to_decide()
 
     @property
     def doubtful(self) -> bool:
@@ -123,6 +130,16 @@ class TriggerEvaluator:
         self.min_samples = runbook.statistics.min_samples
         self.anytime = anytime  # judged again and again: confidence sequences instead of intervals
 
+    def _to_decide(self, value: float, threshold: float, total: int) -> Callable[[], int | None]:
+        """The samples a rate of ``value`` needs to be told apart from ``threshold`` (at least the minimum
+        of samples), worked out when asked."""
+        def needed() -> int | None:
+            if not total:
+                return None
+            found = samples_to_decide(value, threshold, self.confidence, self.anytime)
+            return max(found or 0, self.min_samples if total < self.min_samples else 0) or None
+        return needed
+
     def rate_reading(self, trigger: Trigger, rate: Rate, what: str, unit: str, above: float,
               below: float | None = None) -> Reading:
         """Fires when the rate is confidently above ``above`` (and, for a band, not above ``below``)."""
@@ -130,11 +147,10 @@ class TriggerEvaluator:
         low, high = rate.bounds(self.confidence, self.anytime)
         # the threshold the interval reaches across: the band's floor, or its ceiling
         nearest = below if below is not None and low > above else above
-        needed = samples_to_decide(rate.value, nearest, self.confidence, self.anytime) if rate.total else None
+        needed = self._to_decide(rate.value, nearest, rate.total)
         if rate.total < self.min_samples:
             return Reading(trigger, Judgement.UNSURE, f"{text}: fewer than {self.min_samples} samples",
-                           rate.value if rate.total else None, rate.total, rate.events,
-                           max(needed or 0, self.min_samples), low <= nearest <= high)
+                           rate.value if rate.total else None, rate.total, rate.events, needed, low <= nearest <= high)
         over = judge_above(low, high, above)
         if below is not None and over is Judgement.WITHIN:
             # a band (5-10%): above the floor, and not confidently above the ceiling
@@ -205,7 +221,8 @@ class TriggerEvaluator:
         suspect = sorted(k for k, v in reads.items() if v[-1] is False)
         if suspect:
             return Reading(trigger, Judgement.UNSURE, f"canary record(s) {', '.join(suspect)} missing once: "
-                           "waiting for a second read to confirm", None, len(window.canaries), len(suspect), None, True)
+                           "waiting for a second read to confirm", None, len(window.canaries), len(suspect),
+                           reaches=True)
         return Reading(trigger, Judgement.WITHIN, f"all {len(reads)} canary records intact", 0.0, len(window.canaries))
 
     def _latency(self, window: Window) -> Reading:
@@ -214,11 +231,11 @@ class TriggerEvaluator:
         share = slow_share(window.searches, [p for p in window.pending if p.endpoint != "health"], threshold_ms,
                            window.end)
         text = share.describe("P95 latency", self.confidence, self.anytime)
-        needed = samples_to_decide(share.value, 0.05, self.confidence, self.anytime) if share.total else None
+        needed = self._to_decide(share.value, 0.05, share.total)
         low, high = share.bounds(self.confidence, self.anytime)
         if share.total < self.min_samples:
             return Reading(trigger, Judgement.UNSURE, f"{text}: fewer than {self.min_samples} samples", None, share.total,
-                           share.slow, max(needed or 0, self.min_samples), low <= 0.05 <= high)
+                           share.slow, needed, low <= 0.05 <= high)
         # a P95 over the threshold is more than 5% of requests slower than it: BREACH fires the trigger
         judgement = share.judge_p95_below(self.confidence, self.anytime)
         relation = {Judgement.BREACH: "more than", Judgement.WITHIN: "fewer than",
@@ -238,11 +255,11 @@ class TriggerEvaluator:
         text = rate.describe(what, unit, self.confidence, self.anytime)
         threshold = self.runbook.triggers.approval.cache_hit_rate_below
         misses = rate.total - rate.events
-        needed = samples_to_decide(rate.value, threshold, self.confidence, self.anytime) if rate.total else None
+        needed = self._to_decide(rate.value, threshold, rate.total)
         low, high = rate.bounds(self.confidence, self.anytime)
         if rate.total < self.min_samples:
             return Reading(trigger, Judgement.UNSURE, f"{text}: fewer than {self.min_samples} samples",
-                           None, rate.total, misses, max(needed or 0, self.min_samples), low <= threshold <= high)
+                           None, rate.total, misses, needed, low <= threshold <= high)
         verdict = judge_below(low, high, threshold)
         judgement = {Judgement.WITHIN: Judgement.BREACH, Judgement.BREACH: Judgement.WITHIN,
                      Judgement.UNSURE: Judgement.UNSURE}[verdict]
