@@ -13,6 +13,7 @@ from .base import DEFAULT_TOKEN, StagingConfig
 from .server import StagingStartError, bind_socket, serve, uvicorn_config
 from .state import Staging
 from .users_traffic import MAX_RATE, UsersTraffic, UsersTrafficError
+from .workerd.host import HostError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,6 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--users-popular-share", type=float, default=UsersTraffic.popular_share, metavar="F",
                         help="share of the users' searches that ask a popular, cached query "
                              f"(0 to 1; default {UsersTraffic.popular_share:g})")
+    parser.add_argument("--runtime", choices=("python", "workerd"), default="python",
+                        help="what answers at the BooksTrack base URL: python, the built-in emulation (default; "
+                             "starts at once), or workerd, the deployed versions' own code run in workerd "
+                             "(needs Node.js and `make clients`; the seeded versions run the reference Worker "
+                             "of drills/reference-worker)")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     return parser.parse_args(argv)
 
@@ -47,6 +53,12 @@ def users_line(users: UsersTraffic) -> str:
     if users.rate <= 0.0:
         return "off (--users-rate 0; PUT /__staging/users to start it)"
     return f"{users.rate:g} requests/s, {users.popular_share:.0%} popular searches"
+
+
+def runtime_line(runtime: str) -> str:
+    if runtime == "workerd":
+        return "workerd (each deployed version's own code answers)"
+    return "python (the built-in emulation answers; --runtime workerd runs the deployed code)"
 
 
 def banner(config: StagingConfig, base_url: str) -> str:
@@ -59,6 +71,7 @@ def banner(config: StagingConfig, base_url: str) -> str:
         f"  KV namespace id:         {config.kv_namespace_id}",
         f"  development token:       {config.token}",
         f"  users' traffic:          {users_line(config.users)}",
+        f"  runtime:                 {runtime_line(config.runtime)}",
         f"  admin:                   {base_url}/__staging/info",
         "For wrangler:",
         f"  export CLOUDFLARE_API_BASE_URL={base_url}/client/v4 CLOUDFLARE_ACCOUNT_ID={config.account_id} "
@@ -79,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = StagingConfig(
         seed=args.seed, token=args.token, ingestion_lag_s=args.ingestion_lag, health_shape=args.health_shape,
-        telemetry=not args.no_telemetry, users=users,
+        telemetry=not args.no_telemetry, users=users, runtime=args.runtime,
     )
     try:
         sock = bind_socket("127.0.0.1", args.port)
@@ -87,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    staging = Staging(config)
+    try:
+        staging = Staging(config)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     staging.books.catalogue  # generate the catalogue now, not during the first search
     app = create_app(staging)
     server = uvicorn.Server(uvicorn_config(app, log_level=args.log_level))
@@ -96,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(server, sock, staging, app))
     except KeyboardInterrupt:
         pass
+    except HostError as exc:
+        print(f"error: the workerd runtime could not start: {exc}", file=sys.stderr)
+        return 1
     finally:
         sock.close()
     print("Embedded staging stopped.", flush=True)

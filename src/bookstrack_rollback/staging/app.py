@@ -5,7 +5,9 @@ Routes, in the order they are matched:
 - ``/client/v4/...``: the Cloudflare API subset (Analytics Engine SQL first, then the rest, whose
   last route answers 7003 "No route for the URI"); every request authenticated and rate limited;
 - ``/tail/{id}``: the tail WebSocket URLs handed out by ``POST .../tails``;
-- everything else: the BooksTrack API, whose last route answers its 404 shape.
+- everything else: the BooksTrack API, whose last route answers its 404 shape; in workerd mode the
+  running versions' own code answers it (workerd/proxy.py), and their bindings' internal routes under
+  ``/__staging/runtime`` are neither logged nor authenticated.
 
 The middleware here logs every request (tokens redacted) and adds the BooksTrack API's CORS header.
 """
@@ -25,6 +27,7 @@ from .bookstrack import routes as bookstrack_routes
 from .cloudflare import routes as cloudflare_routes
 from .cloudflare.envelope import CloudflareError, authenticate, error_response, handle_cloudflare_error
 from .state import Staging
+from .workerd import proxy as workerd_proxy
 
 CLOUDFLARE_PREFIX = "/client/v4"
 ADMIN_PREFIX = admin.PREFIX
@@ -62,7 +65,11 @@ class StagingMiddleware:
             return
         staging = self.staging
         path: str = scope["path"]
+        if path.startswith(workerd_proxy.RUNTIME_PREFIX):  # the Workers' own bindings calling back
+            await self.app(scope, receive, send)
+            return
         api = api_of(path)
+        emulated = staging.runtime is None  # in workerd mode the Worker itself answers CORS and OPTIONS
         started = staging.clock.monotonic()
         status = {"code": 0}
 
@@ -70,7 +77,7 @@ class StagingMiddleware:
             kind = message["type"]
             if kind in ("http.response.start", "websocket.http.response.start"):
                 status["code"] = message["status"]
-                if api == "bookstrack" and kind == "http.response.start":
+                if api == "bookstrack" and emulated and kind == "http.response.start":
                     headers = list(message.get("headers", []))
                     if not any(k.lower() == b"access-control-allow-origin" for k, _ in headers):
                         headers.append((b"access-control-allow-origin", b"*"))
@@ -93,7 +100,7 @@ class StagingMiddleware:
                 except CloudflareError as exc:
                     await error_response(exc)(scope, receive, send_wrapper)
                     return
-            if scope["type"] == "http" and api == "bookstrack" and scope["method"] == "OPTIONS":
+            if scope["type"] == "http" and api == "bookstrack" and emulated and scope["method"] == "OPTIONS":
                 await send_wrapper({"type": "http.response.start", "status": 204, "headers": [
                     (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
                     (b"access-control-allow-headers", b"Content-Type, Authorization"),
@@ -127,7 +134,7 @@ def create_app(staging: Staging | None = None) -> Starlette:
         *admin.routes(staging),
         *analytics_routes.routes(staging),
         *cloudflare_routes.routes(staging),
-        *bookstrack_routes.routes(staging),
+        *(bookstrack_routes.routes(staging) if staging.runtime is None else workerd_proxy.routes(staging)),
     ]
     app = Starlette(routes=routes, exception_handlers={CloudflareError: handle_cloudflare_error})
     app.state.staging = staging

@@ -59,6 +59,14 @@ def uvicorn_config(app: object, log_level: str = "warning") -> uvicorn.Config:
 async def serve(server: uvicorn.Server, sock: socket.socket, staging: Staging, app: ASGIApp) -> None:
     """uvicorn's ``serve`` on ``sock`` with the staging's users sending their requests to ``app``
     meanwhile; the users' task is cancelled and awaited once the server has stopped."""
+    runtime = staging.runtime
+    if runtime is not None:  # the serving versions run before the first request comes
+        host, port = sock.getsockname()[:2]
+        try:
+            await runtime.start(f"{host}:{port}")
+        except Exception:
+            await runtime.close()
+            raise
     users = asyncio.create_task(staging.users.run(app), name="bookstrack-users")
     try:
         await server.serve(sockets=[sock])
@@ -66,6 +74,8 @@ async def serve(server: uvicorn.Server, sock: socket.socket, staging: Staging, a
         users.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await users
+        if runtime is not None:
+            await runtime.close()
 
 
 @dataclass
@@ -109,7 +119,7 @@ def start_in_thread(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    ready_timeout: float = 15.0,
+    ready_timeout: float = 30.0,
 ) -> RunningStaging:
     """Start a staging in a daemon thread and return once it accepts connections."""
     staging = Staging(config)
@@ -133,7 +143,8 @@ def start_in_thread(
     deadline = time.monotonic() + ready_timeout
     while not server.started:
         if failure or not thread.is_alive():
-            raise StagingStartError(f"the embedded staging stopped while starting: {failure[:1] or 'no error'}")
+            reason = f"{type(failure[0]).__name__}: {failure[0]}" if failure else "no error"
+            raise StagingStartError(f"the embedded staging stopped while starting: {reason}")
         if time.monotonic() > deadline:
             server.should_exit = True
             raise StagingStartError(f"the embedded staging did not start within {ready_timeout:.0f}s")

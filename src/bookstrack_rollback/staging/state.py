@@ -10,6 +10,8 @@ one). No part sees the whole :class:`Staging`; only the HTTP edge (routes, admin
 
 from __future__ import annotations
 
+from typing import Any
+
 from .analytics.store import AnalyticsStore
 from .base import CANARY_RECORDS, RUNTIME_FAULT_KEY, Clock, RequestLog, SeededRandom, StagingConfig
 from .bookstrack.faults import FaultResolver
@@ -23,6 +25,10 @@ from .cloudflare.workers import WorkersModel
 from .users import UsersGenerator
 from .users_traffic import UsersTraffic
 from .webhook_sink import WebhookSink
+from .workerd.runtime import WorkerdRuntime
+from .workerd.spec import reference_bindings, reference_modules
+
+RUNTIMES = ("python", "workerd")
 
 # The shared names the suites and their tests import from here, besides Staging (defined in base.py).
 __all__ = ["CANARY_RECORDS", "RUNTIME_FAULT_KEY", "SeededRandom", "Staging"]
@@ -38,6 +44,10 @@ class Staging:
     def __init__(self, config: StagingConfig | None = None, clock: Clock | None = None) -> None:
         self.config = config or StagingConfig()
         self.clock = clock or Clock()
+        if self.config.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.config.runtime!r}")
+        # workerd: the deployed versions' code answers (started by server.py in the serving loop)
+        self.runtime: WorkerdRuntime | None = WorkerdRuntime(self) if self.config.runtime == "workerd" else None
         # sends only while the server runs it (server.py); outlives resets, so it asks for the
         # catalogue in force rather than holding one
         self.users = UsersGenerator(config=lambda: self.config, catalogue=lambda: self.books.catalogue)
@@ -68,7 +78,8 @@ class Staging:
         self.tails = TailHub(clock, rng)
         # looked up when called, not bound now: the BooksTrack worker is built next
         self.workers = WorkersModel(
-            clock, rng, config.worker_name, on_deployment=lambda deployment: self.books.on_deployment(deployment)
+            clock, rng, config.worker_name, on_deployment=lambda deployment: self._serving().on_deployment(deployment),
+            history_code=self._reference_worker if self.runtime is not None else None,
         )
         self.books = BooksTrack(
             lambda: self.config, clock, rng,
@@ -80,6 +91,19 @@ class Staging:
         )
         self.webhooks = WebhookSink()
         self.users.forget()
+
+    def _serving(self) -> BooksTrack | WorkerdRuntime:
+        """What answers the BooksTrack API: the emulation, or the runtime running the versions' code."""
+        return self.runtime if self.runtime is not None else self.books
+
+    def _reference_worker(self) -> tuple[str, dict[str, bytes], list[dict[str, Any]]]:
+        """The seeded history's code in workerd mode: the reference BooksTrack Worker."""
+        config = self.config
+        main, modules = reference_modules()
+        return main, modules, reference_bindings(
+            kv_namespace=config.kv_namespace_id, performance_dataset=config.performance_dataset,
+            cache_dataset=config.cache_dataset, health_shape=config.health_shape,
+        )
 
     def _close(self) -> None:
         """Close the parts a reset replaces (none before the first build)."""

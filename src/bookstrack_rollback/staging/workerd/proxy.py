@@ -1,0 +1,217 @@
+"""The BooksTrack base URL in workerd mode: every request and WebSocket handshake goes to the running
+version the runtime picks, and its answer comes back unchanged (status, headers, body bytes; a refused
+handshake keeps its status and body). The Worker sees the staging's own URL (Miniflare's
+``MF-Original-URL``).
+
+Also the runtime's own routes, which only the Workers' bindings call (host.mjs): the KV binding reads
+and writes the staging's KV through ``/__staging/runtime/kv/{namespace}/...``.
+
+Timeouts: 5 s to connect to a workerd, 100 s for its answer (runtime.py; then 524, as Cloudflare's edge
+answers an origin that takes longer), 10 s for a WebSocket handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import TYPE_CHECKING
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+if TYPE_CHECKING:
+    from ..state import Staging
+    from .runtime import WorkerdRuntime
+
+RUNTIME_PREFIX = "/__staging/runtime"
+HANDSHAKE_TIMEOUT_S = 10.0
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+               "transfer-encoding", "upgrade", "host", "content-length"}
+_HANDSHAKE = {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
+BATCH_PATH = "/v1/enrichment/batch"
+
+
+def _plain(text: str, status: int) -> Response:
+    return Response(text + "\n", status_code=status, media_type="text/plain")
+
+
+class WorkerdProxy:
+    def __init__(self, staging: Staging) -> None:
+        self._staging = staging
+
+    @property
+    def _runtime(self) -> WorkerdRuntime:
+        runtime = self._staging.runtime
+        assert runtime is not None, "the workerd proxy serves only a staging started with --runtime workerd"
+        return runtime
+
+    async def http(self, request: Request) -> Response:
+        runtime = self._runtime
+        job_id = request.query_params.get("jobId")
+        try:
+            key, base = await runtime.target(job_id)
+        except Exception as exc:  # the version cannot run: what Cloudflare's edge says for a broken Worker
+            return _plain(f"error code: 1101 (the serving version cannot run in the embedded staging: {exc})", 500)
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
+        headers.append(("MF-Original-URL", str(request.url)))
+        client = runtime.client
+        upstream = client.build_request(request.method, base + request.url.path,
+                                              params=request.url.query or None, headers=headers,
+                                              content=await request.body())
+        try:
+            answer = await client.send(upstream, stream=True)
+        except httpx.TimeoutException:
+            return _plain("error code: 524 (the Worker did not answer within 100 s)", 524)
+        except httpx.TransportError as exc:
+            runtime.forget(key)
+            return _plain(f"error code: 502 (the version's workerd is unreachable: {exc})", 502)
+        reply_headers = {k: v for k, v in answer.headers.multi_items() if k.lower() not in _HOP_BY_HOP}
+        if request.method == "POST" and request.url.path == BATCH_PATH and answer.status_code < 300:
+            body = await answer.aread()
+            await answer.aclose()
+            self._remember_job(body, key)
+            return Response(body, status_code=answer.status_code, headers=reply_headers)
+
+        async def body_chunks():
+            try:
+                async for chunk in answer.aiter_raw():
+                    yield chunk
+            finally:
+                await answer.aclose()
+
+        return StreamingResponse(body_chunks(), status_code=answer.status_code, headers=reply_headers)
+
+    def _remember_job(self, body: bytes, key: str) -> None:
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            data = json.loads(body)
+            data = data.get("data", data)
+            job_id = data.get("jobId")
+            if isinstance(job_id, str):
+                self._runtime.created_job(job_id, key)
+
+    async def socket(self, websocket: WebSocket) -> None:
+        runtime = self._runtime
+        try:
+            key, base = await runtime.target(websocket.query_params.get("jobId"))
+        except Exception as exc:
+            await websocket.send_denial_response(_plain(f"error code: 1101 ({exc})", 500))
+            return
+        url = base.replace("http://", "ws://", 1) + websocket.url.path
+        if websocket.url.query:
+            url += "?" + websocket.url.query
+        headers = [(k, v) for k, v in websocket.headers.items() if k.lower() not in _HOP_BY_HOP | _HANDSHAKE]
+        headers.append(("MF-Original-URL", str(websocket.url).replace("ws://", "http://", 1)))
+        protocols = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+        try:
+            upstream = await connect(url, additional_headers=headers, subprotocols=protocols or None,
+                                     open_timeout=HANDSHAKE_TIMEOUT_S, max_size=None, ping_interval=None,
+                                     compression=None, user_agent_header=None)
+        except InvalidStatus as exc:
+            answer = exc.response
+            kept = {k: v for k, v in answer.headers.raw_items() if k.lower() not in _HOP_BY_HOP}
+            await websocket.send_denial_response(Response(bytes(answer.body or b""), status_code=answer.status_code,
+                                                          headers=kept))
+            return
+        except (OSError, asyncio.TimeoutError, WebSocketException) as exc:
+            runtime.forget(key)
+            await websocket.send_denial_response(_plain(f"error code: 502 (the version's workerd: {exc})", 502))
+            return
+        await websocket.accept(subprotocol=upstream.subprotocol)
+        await _pump(websocket, upstream)
+
+    # --- the runtime's KV routes -------------------------------------------------------------------
+    async def kv_value(self, request: Request) -> Response:
+        kv = self._staging.kv
+        namespace, name = request.path_params["namespace"], request.path_params["key"]
+        if not kv.has_namespace(namespace):
+            return _plain(f"KV namespace {namespace!r} does not exist", 404)
+        if request.method == "GET":
+            value = kv.get(namespace, name)
+            return Response(value, media_type="application/octet-stream") if value is not None else Response(status_code=404)
+        if request.method == "PUT":
+            kv.put(namespace, name, await request.body())
+        else:
+            kv.delete(namespace, name)
+        return Response(status_code=204)
+
+    async def kv_keys(self, request: Request) -> Response:
+        kv = self._staging.kv
+        namespace = request.path_params["namespace"]
+        if not kv.has_namespace(namespace):
+            return _plain(f"KV namespace {namespace!r} does not exist", 404)
+        limit = min(max(int(request.query_params.get("limit", "1000") or 1000), 1), 1000)
+        names = kv.keys(namespace, request.query_params.get("prefix", ""))
+        cursor = request.query_params.get("cursor", "")
+        if cursor:
+            names = [n for n in names if n > cursor]
+        page = names[:limit]
+        done = len(names) <= limit
+        body = {"keys": [{"name": n} for n in page], "list_complete": done}
+        if not done:
+            body["cursor"] = page[-1]
+        return JSONResponse(body)
+
+
+async def _pump(client: WebSocket, upstream) -> None:
+    """Copy messages both ways until either side closes; the other side gets the same close code."""
+
+    async def from_client() -> None:
+        try:
+            while True:
+                message = await client.receive()
+                if message["type"] == "websocket.disconnect":
+                    await upstream.close(message.get("code", 1000) or 1000, message.get("reason") or "")
+                    return
+                if message.get("text") is not None:
+                    await upstream.send(message["text"])
+                elif message.get("bytes") is not None:
+                    await upstream.send(message["bytes"])
+        except (WebSocketDisconnect, ConnectionClosed, RuntimeError):
+            with contextlib.suppress(Exception):
+                await upstream.close()
+
+    async def from_upstream() -> None:
+        try:
+            async for message in upstream:
+                if isinstance(message, str):
+                    await client.send_text(message)
+                else:
+                    await client.send_bytes(message)
+            code = upstream.close_code or 1000
+            reason = upstream.close_reason or ""
+        except ConnectionClosed as exc:
+            code, reason = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (1006, "")
+        except (RuntimeError, WebSocketDisconnect):
+            return
+        with contextlib.suppress(Exception):
+            await client.close(code if code not in (1005, 1006) else 1011, reason)
+
+    tasks = [asyncio.create_task(from_client()), asyncio.create_task(from_upstream())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await upstream.close()
+
+
+def routes(staging: Staging) -> list[BaseRoute]:
+    """The runtime's KV routes and the BooksTrack base URL's catch-alls (last: they match every path)."""
+    proxy = WorkerdProxy(staging)
+    return [
+        Route(RUNTIME_PREFIX + "/kv/{namespace}/values/{key:path}", proxy.kv_value, methods=["GET", "PUT", "DELETE"]),
+        Route(RUNTIME_PREFIX + "/kv/{namespace}/keys", proxy.kv_keys, methods=["GET"]),
+        Route("/{path:path}", proxy.http, methods=ALL_METHODS),
+        WebSocketRoute("/{path:path}", proxy.socket),
+    ]
