@@ -16,9 +16,8 @@
  * A version's "worker" spec: {modules: [{name, type, b64}], main, compatibilityDate,
  * compatibilityFlags, vars: {NAME: string | json}, kv: {NAME: namespaceId}, durableObjects:
  * {NAME: className}, analytics: {NAME: dataset}, services: {NAME: "staging" | "missing:<service>"},
- * staging: "127.0.0.1:<port>"}. Each instance runs, besides the version's own Worker:
- *   edge      the entry: hands each request to the version, and answers Cloudflare's 1101 page
- *             when it throws (as the edge does for a crashed Worker);
+ * staging: "127.0.0.1:<port>"}. Each instance runs the version's own Worker (the entry: a thrown
+ * exception comes back as Miniflare's stack, which the staging's proxy turns into the 1101 page) and:
  *   kv        the KV binding, backed by the staging's KV over its /__staging/runtime/kv routes;
  *   analytics the Analytics Engine binding: writeDataPoint hands the point to this host;
  *   tail      the tail consumer: the version's trace items (requests, console.log, exceptions);
@@ -31,22 +30,6 @@ import { Log, Miniflare } from "miniflare";
 const FLUSH_MS = 50;
 const COMPATIBILITY_DATE = "2025-09-01";
 const CF = { colo: "SJC", country: "US", httpProtocol: "HTTP/1.1", asn: 64512, clientTcpRtt: 0 };
-
-const EDGE = `
-const page = (ray) => \`<!DOCTYPE html><html><head><title>Worker threw exception | staging</title></head>
-<body><h1>Error <span class="cf-error-code">1101</span></h1><h2>Worker threw exception</h2>
-<p>Ray ID: \${ray}</p></body></html>\`;
-export default {
-  async fetch(request, env) {
-    try {
-      return await env.VERSION.fetch(request);
-    } catch (error) {
-      const ray = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
-      return new Response(page(ray), { status: 500, headers: {
-        "content-type": "text/html; charset=UTF-8", "cf-ray": ray, "x-staging-worker-exception": "1101" } });
-    }
-  },
-};`;
 
 const KV = `
 const enc = encodeURIComponent;
@@ -200,7 +183,6 @@ function optionsFor(key, spec, log) {
     port: 0,
     cf: CF, // never fetched from workers.cloudflare.com
     workers: [
-      { name: "edge", modules: true, script: EDGE, compatibilityDate: COMPATIBILITY_DATE, serviceBindings: { VERSION: "version" } },
       {
         name: "version",
         modules: modulesOf(spec),

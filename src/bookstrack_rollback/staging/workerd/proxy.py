@@ -6,24 +6,30 @@ handshake keeps its status and body). The Worker sees the staging's own URL (Min
 Also the runtime's own routes, which only the Workers' bindings call (host.mjs): the KV binding reads
 and writes the staging's KV through ``/__staging/runtime/kv/{namespace}/...``.
 
-Timeouts: 5 s to connect to a workerd, 100 s for its answer (runtime.py; then 524, as Cloudflare's edge
-answers an origin that takes longer), 10 s for a WebSocket handshake.
+Timeouts: 5 s to connect to a workerd, 100 s for its answer (forward.py; then 524, as Cloudflare's edge
+answers an origin that takes longer), 10 s for a WebSocket handshake. A Worker that throws gets
+Cloudflare's 1101 page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
+import secrets
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
-import httpx
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from .forward import AnswerTimeout, UpstreamError
 
 if TYPE_CHECKING:
     from ..state import Staging
@@ -42,6 +48,36 @@ def _plain(text: str, status: int) -> Response:
     return Response(text + "\n", status_code=status, media_type="text/plain")
 
 
+# Miniflare's entry Worker answers a Worker's uncaught exception with its own stack: Cloudflare's edge
+# answers its 1101 page instead (what a client of a crashed Worker sees)
+_THROWN = b"/miniflare/dist/src/workers/core/entry.worker.js"
+_HTML = b"text/html; charset=UTF-8"
+_TEXT = b"text/plain; charset=UTF-8"
+_HOP_BY_HOP_BYTES = {name.encode() for name in _HOP_BY_HOP}
+
+
+def _crash_page(detail: str) -> bytes:
+    ray = secrets.token_hex(8)
+    return (f"<!DOCTYPE html><html><head><title>Worker threw exception | staging</title></head><body>"
+            f"<h1>Error <span class=\"cf-error-code\">1101</span></h1><h2>Worker threw exception</h2>"
+            f"<p>{html.escape(detail)}</p><p>Ray ID: {ray}</p></body></html>").encode()
+
+
+async def _answer(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _job_id(query: bytes) -> str | None:
+    if b"jobId=" not in query:
+        return None
+    for name, value in parse_qsl(query.decode("latin-1")):
+        if name == "jobId":
+            return value
+    return None
+
+
 class WorkerdProxy:
     def __init__(self, staging: Staging) -> None:
         self._staging = staging
@@ -52,41 +88,44 @@ class WorkerdProxy:
         assert runtime is not None, "the workerd proxy serves only a staging started with --runtime workerd"
         return runtime
 
-    async def http(self, request: Request) -> Response:
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A raw ASGI endpoint (this hop carries every request: no Request/Response objects)."""
         runtime = self._runtime
-        job_id = request.query_params.get("jobId")
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        query: bytes = scope.get("query_string", b"")
         try:
-            key, base = await runtime.target(job_id)
+            key, base = await runtime.target(_job_id(query))
         except Exception as exc:  # the version cannot run: what Cloudflare's edge says for a broken Worker
-            return _plain(f"error code: 1101 (the serving version cannot run in the embedded staging: {exc})", 500)
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
-        headers.append(("MF-Original-URL", str(request.url)))
-        client = runtime.client
-        upstream = client.build_request(request.method, base + request.url.path,
-                                              params=request.url.query or None, headers=headers,
-                                              content=await request.body())
+            await _answer(send, 500, _crash_page(f"the serving version cannot run: {exc}"), _HTML)
+            return
+        path: str = scope.get("raw_path") or scope["path"].encode()
+        target = path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+        headers = [(k, v) for k, v in scope["headers"] if k not in _HOP_BY_HOP_BYTES]
+        host = next((v for k, v in scope["headers"] if k == b"host"), b"staging").decode("latin-1")
+        headers.append((b"mf-original-url", f"{scope.get('scheme', 'http')}://{host}{target}".encode("latin-1")))
+        address, _, port = base[len("http://"):].rpartition(":")
         try:
-            answer = await client.send(upstream, stream=True)
-        except httpx.TimeoutException:
-            return _plain("error code: 524 (the Worker did not answer within 100 s)", 524)
-        except httpx.TransportError as exc:
+            answer = await runtime.upstreams.request(address, int(port), scope["method"], target, headers, body)
+        except AnswerTimeout:
+            await _answer(send, 524, b"error code: 524 (the Worker did not answer within 100 s)\n", _TEXT)
+            return
+        except UpstreamError as exc:
             runtime.forget(key)
-            return _plain(f"error code: 502 (the version's workerd is unreachable: {exc})", 502)
-        reply_headers = {k: v for k, v in answer.headers.multi_items() if k.lower() not in _HOP_BY_HOP}
-        if request.method == "POST" and request.url.path == BATCH_PATH and answer.status_code < 300:
-            body = await answer.aread()
-            await answer.aclose()
-            self._remember_job(body, key)
-            return Response(body, status_code=answer.status_code, headers=reply_headers)
-
-        async def body_chunks():
-            try:
-                async for chunk in answer.aiter_raw():
-                    yield chunk
-            finally:
-                await answer.aclose()
-
-        return StreamingResponse(body_chunks(), status_code=answer.status_code, headers=reply_headers)
+            await _answer(send, 502, f"error code: 502 (the version's workerd is unreachable: {exc})\n".encode(), _TEXT)
+            return
+        if answer.status == 500 and _THROWN in answer.body:  # Miniflare's entry caught the Worker's throw
+            await _answer(send, 500, _crash_page("Worker threw exception"), _HTML)
+            return
+        if scope["method"] == "POST" and scope["path"] == BATCH_PATH and answer.status < 300:
+            self._remember_job(answer.body, key)
+        await send({"type": "http.response.start", "status": answer.status,
+                    "headers": [*answer.headers, (b"content-length", str(len(answer.body)).encode())]})
+        await send({"type": "http.response.body", "body": answer.body})
 
     def _remember_job(self, body: bytes, key: str) -> None:
         with contextlib.suppress(ValueError, TypeError, AttributeError):
@@ -101,7 +140,8 @@ class WorkerdProxy:
         try:
             key, base = await runtime.target(websocket.query_params.get("jobId"))
         except Exception as exc:
-            await websocket.send_denial_response(_plain(f"error code: 1101 ({exc})", 500))
+            await websocket.send_denial_response(Response(_crash_page(f"the serving version cannot run: {exc}"),
+                                                          status_code=500, media_type="text/html"))
             return
         url = base.replace("http://", "ws://", 1) + websocket.url.path
         if websocket.url.query:
@@ -206,12 +246,22 @@ async def _pump(client: WebSocket, upstream) -> None:
             await upstream.close()
 
 
+class _Raw:
+    """An ASGI callable that Starlette's Route passes the scope to as is (not a function: no wrapping)."""
+
+    def __init__(self, app) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
 def routes(staging: Staging) -> list[BaseRoute]:
     """The runtime's KV routes and the BooksTrack base URL's catch-alls (last: they match every path)."""
     proxy = WorkerdProxy(staging)
     return [
         Route(RUNTIME_PREFIX + "/kv/{namespace}/values/{key:path}", proxy.kv_value, methods=["GET", "PUT", "DELETE"]),
         Route(RUNTIME_PREFIX + "/kv/{namespace}/keys", proxy.kv_keys, methods=["GET"]),
-        Route("/{path:path}", proxy.http, methods=ALL_METHODS),
+        Route("/{path:path}", _Raw(proxy.http), methods=ALL_METHODS),
         WebSocketRoute("/{path:path}", proxy.socket),
     ]

@@ -18,8 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-
-import httpx
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,6 +28,7 @@ from ..bookstrack.telemetry import safe_headers, safe_url
 from ..cloudflare.kv import KVStore
 from ..cloudflare.tail import TailHub
 from ..cloudflare.workers import Deployment, Version, WorkersModel
+from .forward import Upstreams
 from .host import HostError, WorkerHost
 from .spec import spec_key, startup_error, worker_spec
 
@@ -43,7 +42,6 @@ class Parts(Protocol):
     analytics: AnalyticsStore
     tails: TailHub
 
-ANSWER_TIMEOUT_S = 100.0  # Cloudflare's edge waits 100 s for an answer (then 524)
 KEEP = 6  # running versions at most: the serving ones, the rollback target, the recent uploads
 JOB_AFFINITY = 20_000  # job ids remembered
 
@@ -67,7 +65,7 @@ class WorkerdRuntime:
         self._jobs: OrderedDict[str, str] = OrderedDict()  # job id -> instance key
         self._keys: dict[int, tuple[Version, dict[str, Any], str]] = {}  # id(version) -> (version, spec, key)
         self._address = ""
-        self._client: httpx.AsyncClient | None = None
+        self.upstreams = Upstreams()  # kept-alive connections to the running versions
         self.dropped_points = 0
 
     # --- life -------------------------------------------------------------------------------------
@@ -78,21 +76,9 @@ class WorkerdRuntime:
         await self.serve_deployment(self._staging.workers.serving_deployment())
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        await self.upstreams.close()
         await self._host.close()
         self._instances.clear()
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        """The HTTP client to the running versions (made in the serving loop, on first use)."""
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(ANSWER_TIMEOUT_S, connect=5.0),
-                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-                follow_redirects=False,
-            )
-        return self._client
 
     @property
     def host_errors(self) -> list[str]:
@@ -207,6 +193,9 @@ class WorkerdRuntime:
         """An instance stopped answering: start it again on the next request."""
         instance = self._instances.pop(key, None)
         if instance is not None:
+            if instance.ready.done() and instance.ready.exception() is None:
+                address, _, port = instance.ready.result()[len("http://"):].rpartition(":")
+                self.upstreams.forget(address, int(port))
             asyncio.create_task(self._stop(key))
 
     # --- what the Workers write ---------------------------------------------------------------------
