@@ -373,3 +373,101 @@ def test_parse_fault_profile_accepts_and_rejects_exactly_as_pythons_parse_fault_
             mismatches.append(f"{text!r}: Python {expected}, hook {outcome}")
     assert not mismatches, "\n".join(mismatches)
     assert sum(o["ok"] for o in outcomes) >= 15 and sum(not o["ok"] for o in outcomes) >= 15, "both kinds are exercised"
+
+
+# --- data loss ------------------------------------------------------------------------------------
+CANARY = "canary/library/1"
+
+
+def test_data_loss_deletes_the_listed_keys_once_per_profile_text_and_isolate(node: str):
+    fault = {"data_loss": [CANARY, "canary/library/2"]}
+    result = serve(node, [
+        [times(TITLE, 3), HEALTH],
+        {"advanceMs": 60_000, "requests": [times(TITLE, 2)]},
+        {"newIsolate": True, "requests": [HEALTH]},
+    ], profile=fault)
+    first, later, fresh = result["steps"]
+    assert all(is_handlers(r) for r in first + later + fresh), "data loss changes no answer"
+    assert result["kvDeletes"] == [CANARY, "canary/library/2"] * 2, (
+        "deleted when the profile is first seen, not again in that isolate; a new isolate deletes again")
+
+
+def test_data_loss_of_the_runtime_flag_happens_when_the_flag_is_first_seen_and_again_for_a_new_text(node: str):
+    result = serve(node, [
+        [TITLE],
+        {"advanceMs": 5000, "setFlag": {"data_loss": [CANARY]}, "requests": [TITLE]},
+        {"advanceMs": 5000, "requests": [TITLE]},
+        {"advanceMs": 5000, "setFlag": {"data_loss": [CANARY], "label": "again"}, "requests": [TITLE]},
+    ])
+    assert result["kvDeletes"] == [CANARY, CANARY], "once for each text of the flag"
+
+
+def test_data_loss_happens_before_an_outage_throws_and_survives_a_kv_error(node: str):
+    outage = serve(node, [[HEALTH, HEALTH]], profile={"outage": True, "data_loss": [CANARY]})
+    assert [r["threw"] for r in outage["steps"][0]] == ["Worker threw exception (injected outage)"] * 2
+    assert outage["kvDeletes"] == [CANARY]
+    failing = serve(node, [[TITLE, TITLE]], profile={"data_loss": [CANARY]}, kv_throws=True)
+    assert all(is_handlers(r) and r["threw"] is None for r in failing["steps"][0]), "a KV error loses nothing and breaks nothing"
+    assert failing["kvDeletes"] == [CANARY], "tried once"
+
+
+# --- the worker's seams: faultsOf, onInjected, delegate -------------------------------------------
+def test_faults_of_tells_the_handler_the_profile_in_force_when_it_was_received_and_the_injected_delay(node: str):
+    inert = serve(node, [[TITLE]])["steps"][0][0]
+    assert inert["faults"] is None, "an inert hook tells nothing"
+    deployed = {"latency": {"title": {"p50_ms": 100, "p95_ms": 200}}, "quirks": ["double1_500"], "label": "slow"}
+    runtime = {"cache_off": True, "label": "flag"}
+    records = serve(node, [[TITLE, HEALTH]], profile=deployed, flag=runtime, seed=9)["steps"][0]
+    expected = compose_profiles(parse_fault_profile(json.dumps(deployed)), parse_fault_profile(json.dumps(runtime))).to_dict()
+    for record in records:
+        faults = record["faults"]
+        assert record["handled"] and faults["profile"] == expected
+        assert faults["delayMs"] == sum(record["sleeps"]), "the delay the hook slept before handing over"
+        assert isinstance(faults["receivedAt"], (int, float))
+    assert records[0]["faults"]["delayMs"] > 0 and records[1]["faults"]["delayMs"] == 0
+
+
+INJECTED_CASES = [
+    ({"error_rate": 1.0}, TITLE, {"kind": "error", "endpoint": "title", "status": 500, "code": "INTERNAL_ERROR"}),
+    ({"error_rate": 1.0, "share_5xx": 0.0}, BATCH, {"kind": "error", "endpoint": "batch", "status": 400, "code": "INVALID_QUERY"}),
+    ({"ws_failure_rate": 1.0}, WS_UPGRADE, {"kind": "ws_failure", "endpoint": "ws", "status": 500, "code": "INTERNAL_ERROR"}),
+    ({"outage": True}, HEALTH, {"kind": "outage", "endpoint": "health", "status": 500, "code": "INTERNAL_ERROR"}),
+    ('{"error_rat": 1}', UNKNOWN, {"kind": "unusable", "endpoint": "unknown", "status": 500, "code": "INTERNAL_ERROR"}),
+    ({"provider_timeouts": 1.0, "provider_timeout_ms": 250}, ISBN,
+     {"kind": "provider_timeout", "endpoint": "isbn", "status": 200, "code": "N/A"}),
+]
+
+
+@pytest.mark.parametrize(("profile", "request_", "expected"), INJECTED_CASES, ids=[c[2]["kind"] + "-" + c[2]["endpoint"] for c in INJECTED_CASES])
+def test_on_injected_reports_every_answer_the_hook_gives_itself(node: str, profile: Any, request_: dict[str, Any], expected: dict[str, Any]):
+    text = profile if isinstance(profile, str) else json.dumps(profile)
+    case = {"mode": "requests", "seed": 1, "faultProfile": text, "flag": None, "kvThrows": False, "observe": True,
+            "steps": [{"requests": [request_, HEALTH if expected["kind"] != "outage" else UNKNOWN]}]}
+    record, other = run_harness(node, case)["steps"][0]
+    injected = record["injected"]
+    assert {k: injected[k] for k in expected} == expected
+    assert injected["receivedAt"] is not None and injected["delayMs"] == 0
+    if expected["kind"] == "unusable":
+        assert injected["profile"] is None
+    else:
+        assert injected["profile"] == parse_fault_profile(text).to_dict()
+    if expected["kind"] == "outage":
+        assert record["threw"] and other["threw"] and other["injected"]["endpoint"] == "unknown"
+    elif expected["kind"] != "unusable":
+        assert other["injected"] is None and is_handlers(other), "the handler's own answers are not reported"
+
+
+def test_delegated_provider_timeouts_reach_the_handler_with_the_profile(node: str):
+    profile = {"provider_timeouts": 1.0, "provider_timeout_ms": 700}
+    case = {"mode": "requests", "seed": 1, "faultProfile": json.dumps(profile), "flag": None, "kvThrows": False,
+            "options": {"delegate": ["provider_timeouts"]}, "steps": [{"requests": [TITLE, ISBN, ADVANCED]}]}
+    for record in run_harness(node, case)["steps"][0]:
+        assert is_handlers(record) and record["sleeps"] == [], "the worker acts the timeout out, not the hook"
+        assert record["faults"]["profile"]["provider_timeouts"] == 1.0
+        assert record["faults"]["profile"]["provider_timeout_ms"] == 700
+
+
+def test_only_provider_timeouts_can_be_delegated(node: str):
+    assert run_harness(node, {"mode": "wrap", "options": {"delegate": ["provider_timeouts"]}}) == {"ok": True}
+    refused = run_harness(node, {"mode": "wrap", "options": {"delegate": ["cache_off"]}})
+    assert not refused["ok"] and "cache_off" in refused["message"] and "provider_timeouts" in refused["message"]

@@ -30,17 +30,38 @@
  *   cache_off          the handler gets a shallow copy of env with __FAULT_CACHE_OFF = true; the
  *                      worker must then neither read nor write its edge cache;
  *   duration_s         a profile stops by itself duration_s after the first request of this
- *                      isolate that saw its text (a new isolate starts the clock again).
+ *                      isolate that saw its text (a new isolate starts the clock again);
+ *   data_loss          the listed keys are deleted through the KV binding, once per profile text
+ *                      and isolate, when a profile carrying them is first seen (before anything
+ *                      else, an outage included); the drill restores its canaries itself.
  * Endpoints by path: GET or HEAD /health, /v1/search/title, /v1/search/isbn, /v1/search/advanced;
  * POST /v1/enrichment/batch; /ws/progress (any method); anything else is "unknown" and only an
- * outage touches it. Out of scope: quirks (REALITY.md's telemetry) are ignored, and data_loss is
- * ignored too (the drill restores its canaries itself).
+ * outage touches it. Out of scope: quirks (REALITY.md's telemetry) are left to a worker that wants
+ * them (faultsOf below).
+ *
+ * A worker that wants to act out more (the reference worker, drills/reference-worker/, does) has
+ * three seams, none of which changes what a plain worker sees:
+ *   faultsOf(request)        for a request the hook handed over while a profile was set: the
+ *                            composed profile in force, when the hook received the request
+ *                            (receivedAt, ms) and the latency it injected (delayMs); undefined
+ *                            when the hook was inert;
+ *   options.onInjected       called as onInjected(injected, request, env, ctx) for every answer
+ *                            the hook gives itself (and just before an outage throws), so that the
+ *                            worker's telemetry counts it: injected = {kind ("outage", "unusable",
+ *                            "ws_failure", "error", "provider_timeout"), endpoint, status, code,
+ *                            profile, receivedAt, delayMs}; an observer that throws is ignored;
+ *   options.delegate         ["provider_timeouts"]: the hook does not answer provider timeouts;
+ *                            the worker acts them out from faultsOf(request).profile (after its
+ *                            own cache, as the embedded staging does).
  *
  * Differences from the embedded staging: provider timeouts do not look at the worker's edge cache
- * first (the embedded staging answers a cache hit); injected batch errors come before the worker's
- * rate limit (the embedded staging answers 429 first); an outage throws on OPTIONS too; the runtime
- * flag is seen up to runtimeFlagTtlMs late, plus KV's own propagation delay (up to about 60 s);
- * parseFaultProfile refuses the non-standard JSON literals NaN and Infinity that Python reads.
+ * first unless delegated (the embedded staging answers a cache hit); injected batch errors come
+ * before the worker's rate limit (the embedded staging answers 429 first); an outage throws on
+ * OPTIONS too; the runtime flag is seen up to runtimeFlagTtlMs late, plus KV's own propagation
+ * delay (up to about 60 s); data loss happens on the first request that sees the profile, not at
+ * the deployment, and once per text (a runtime flag set again with the same text deletes nothing
+ * more in that isolate); parseFaultProfile refuses the non-standard JSON literals NaN and Infinity
+ * that Python reads.
  *
  * A profile that cannot be used (invalid JSON, an unknown field, a rate out of range) does not
  * crash the worker: every request, /health included, answers 500 INTERNAL_ERROR in the error
@@ -51,7 +72,8 @@
  *
  * Production safety: with FAULT_PROFILE absent or empty and no runtime flag the hook is inert (the
  * handler gets the very request and env), at the cost of one KV read at most every
- * runtimeFlagTtlMs (5 s). Better still, do not deploy it to production at all.
+ * runtimeFlagTtlMs (5 s). A data_loss profile deletes real keys. Better still, do not deploy it to
+ * production at all.
  */
 
 export const RUNTIME_FLAG_KEY = "__staging/runtime-fault-profile";
@@ -229,6 +251,14 @@ function source() {
 
 const live = ({ profile, since }, now) => profile.duration_s === null || now - since < profile.duration_s * 1000;
 
+const DELEGABLE = ["provider_timeouts"];
+const handedOver = new WeakMap(); // request -> {profile, receivedAt, delayMs}
+
+/** What the hook decided for a request it handed to the handler while a profile was set (else undefined). */
+export function faultsOf(request) {
+  return handedOver.get(request);
+}
+
 /** Wrap a module worker's fetch(request, env, ctx) so that it acts out the fault profile in force. */
 export function withFaultProfile(handler, options = {}) {
   const kvBinding = options.kvBinding ?? "KV";
@@ -236,9 +266,14 @@ export function withFaultProfile(handler, options = {}) {
   const random = options.random ?? Math.random;
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  const onInjected = options.onInjected ?? null;
+  const delegate = options.delegate ?? [];
+  const refused = delegate.filter((kind) => !DELEGABLE.includes(kind));
+  if (refused.length) throw new Error(`withFaultProfile: cannot delegate ${refused.join(", ")}; only ${DELEGABLE.join(", ")}`);
   const deployed = source();
   const runtime = source();
   const flag = { text: null, readAt: -Infinity }; // the runtime flag, read at most once per ttlMs
+  const lost = new Set(); // the profile texts whose data_loss this isolate has acted out
 
   async function runtimeText(env) {
     if (now() - flag.readAt < ttlMs) return flag.text;
@@ -252,46 +287,80 @@ export function withFaultProfile(handler, options = {}) {
     return flag.text;
   }
 
+  /** Delete a profile's data_loss keys the first time this isolate sees its text; a KV error loses nothing. */
+  async function loseData(seen, env) {
+    const keys = seen.profile && !(seen.profile instanceof Error) ? seen.profile.data_loss : [];
+    if (!keys.length || lost.has(seen.text)) return;
+    lost.add(seen.text);
+    const kv = env[kvBinding];
+    await Promise.all(keys.map(async (key) => {
+      try {
+        await kv?.delete(key);
+      } catch {
+        // the key stays: a drill then sees no data loss, which it reports
+      }
+    }));
+  }
+
   return async function fetch(request, env = {}, ctx) {
     const fromDeploy = deployed(typeof env.FAULT_PROFILE === "string" ? env.FAULT_PROFILE : "", now());
     const fromFlag = runtime(await runtimeText(env), now());
     if (fromDeploy.profile === null && fromFlag.profile === null) return handler(request, env, ctx);
     const started = now();
     const timestamp = () => new Date(now()).toISOString();
-    for (const [seen, where] of [[fromDeploy, "FAULT_PROFILE"], [fromFlag, "the runtime fault flag"]]) {
-      if (seen.profile instanceof Error) {
-        return errorEnvelope(500, "INTERNAL_ERROR", `${where} cannot be used: ${seen.profile.message}`, timestamp(),
-          { source: where, field: seen.profile.field });
-      }
-    }
-    let profile = healthy();
-    if (fromDeploy.profile && live(fromDeploy, started)) profile = fromDeploy.profile;
-    if (fromFlag.profile && live(fromFlag, started)) profile = composeProfiles(profile, fromFlag.profile);
-
-    if (profile.outage) throw new Error("Worker threw exception (injected outage)");
     const url = new URL(request.url);
     const route = ROUTES.get(url.pathname);
     const endpoint = route && (route[1] === null || route[1].includes(request.method)) ? route[0] : "unknown";
+    let profile = healthy();
+    let delayMs = 0;
+    const injected = (kind, status, code, answer) => {
+      if (onInjected) {
+        try {
+          onInjected({ kind, endpoint, status, code, profile, receivedAt: started, delayMs }, request, env, ctx);
+        } catch {
+          // an observer never changes the answer
+        }
+      }
+      return answer;
+    };
+    await loseData(fromDeploy, env);
+    await loseData(fromFlag, env);
+    for (const [seen, where] of [[fromDeploy, "FAULT_PROFILE"], [fromFlag, "the runtime fault flag"]]) {
+      if (seen.profile instanceof Error) {
+        profile = null;
+        return injected("unusable", 500, "INTERNAL_ERROR",
+          errorEnvelope(500, "INTERNAL_ERROR", `${where} cannot be used: ${seen.profile.message}`, timestamp(),
+            { source: where, field: seen.profile.field }));
+      }
+    }
+    if (fromDeploy.profile && live(fromDeploy, started)) profile = fromDeploy.profile;
+    if (fromFlag.profile && live(fromFlag, started)) profile = composeProfiles(profile, fromFlag.profile);
+
+    if (profile.outage) {
+      injected("outage", 500, "INTERNAL_ERROR", null);
+      throw new Error("Worker threw exception (injected outage)");
+    }
     const latency = effectiveLatency(profile, endpoint);
-    const delayMs = latency ? drawLatencyMs(latency, random) : 0;
+    delayMs = latency ? drawLatencyMs(latency, random) : 0;
     if (delayMs > 0) await sleep(delayMs);
     if (endpoint === "ws" && profile.ws_failure_rate > 0 && request.headers.get("upgrade")?.toLowerCase() === "websocket"
         && url.searchParams.get("jobId") && random() < profile.ws_failure_rate) {
-      return errorEnvelope(500, "INTERNAL_ERROR", "Internal server error", timestamp());
+      return injected("ws_failure", 500, "INTERNAL_ERROR", errorEnvelope(500, "INTERNAL_ERROR", "Internal server error", timestamp()));
     }
     if (API_ENDPOINTS.includes(endpoint) && profile.error_rate > 0 && random() < profile.error_rate) {
       return random() < profile.share_5xx
-        ? errorEnvelope(500, "INTERNAL_ERROR", "Internal server error", timestamp())
-        : errorEnvelope(400, "INVALID_QUERY", "Invalid query parameters", timestamp());
+        ? injected("error", 500, "INTERNAL_ERROR", errorEnvelope(500, "INTERNAL_ERROR", "Internal server error", timestamp()))
+        : injected("error", 400, "INVALID_QUERY", errorEnvelope(400, "INVALID_QUERY", "Invalid query parameters", timestamp()));
     }
-    if (SEARCH_ENDPOINTS.includes(endpoint) && profile.provider_timeouts > 0 && searchable(endpoint, url.searchParams)
-        && random() < profile.provider_timeouts) {
+    if (!delegate.includes("provider_timeouts") && SEARCH_ENDPOINTS.includes(endpoint) && profile.provider_timeouts > 0
+        && searchable(endpoint, url.searchParams) && random() < profile.provider_timeouts) {
       await sleep(profile.provider_timeout_ms);
-      return json(200, {
+      return injected("provider_timeout", 200, "N/A", json(200, {
         data: { works: [], editions: [], authors: [] },
         metadata: { timestamp: timestamp(), processingTime: Math.round(delayMs + profile.provider_timeout_ms), provider: "none", cached: false },
-      });
+      }));
     }
+    handedOver.set(request, { profile, receivedAt: started, delayMs });
     return handler(request, profile.cache_off ? { ...env, __FAULT_CACHE_OFF: true } : env, ctx);
   };
 }
