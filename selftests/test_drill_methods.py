@@ -17,7 +17,11 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from bookstrack_rollback.clients.cloudflare import CloudflareApi, VersionInfo
+from bookstrack_rollback.clients.cloudflare import (
+    CloudflareApi,
+    DeploymentInfo,
+    VersionInfo,
+)
 from bookstrack_rollback.clients.errors import ApiRefused, NotFound
 from bookstrack_rollback.config.secret import Secret
 from bookstrack_rollback.drill.methods import (
@@ -30,6 +34,7 @@ from bookstrack_rollback.drill.methods import (
     RollbackFailed,
     RollbackOutcome,
 )
+from bookstrack_rollback.drill.runner import not_serving
 from bookstrack_rollback.drill.worker_repo import GitError, WorkerRepo, WorkerRepoError
 from bookstrack_rollback.faults import FaultProfile
 from bookstrack_rollback.staging import RunningStaging
@@ -359,3 +364,25 @@ def test_the_message_is_the_runbooks_sentence():
     assert ctx.message == "Rollback due to high error rate"
     assert replace(ctx, reason="Rollback due to a 5xx spike (Issue #123)").message == \
         "Rollback due to a 5xx spike (Issue #123)"
+
+
+# --- the test change counts as live only when the API says it serves ------------------------------
+def _deployment(*versions: tuple[str, int]) -> DeploymentInfo:
+    return DeploymentInfo(id="dep-1", created_on="2026-12-05T10:00:00.000Z", versions=versions, message=None,
+                          source="api")
+
+
+def _version(version_id: str) -> VersionInfo:
+    return VersionInfo(id=version_id, number=4, created_on="2026-12-05T10:00:00.000Z", tag="1.9.0+drill",
+                       message=None, triggered_by="upload")
+
+
+def test_a_test_change_serving_all_traffic_is_live():
+    assert not_serving(_deployment(("bad", 100)), _version("bad")) is None
+
+
+@pytest.mark.parametrize("serving", [(("stable", 100),), (("bad", 50), ("stable", 50))], ids=["other", "split"])
+def test_a_half_done_deploy_is_not_counted_as_live_and_says_what_serves(serving):
+    sentence = not_serving(_deployment(*serving), _version("bad"))
+    assert sentence is not None
+    assert "the fault is not live" in sentence and "stable at" in sentence and "dep-1" in sentence

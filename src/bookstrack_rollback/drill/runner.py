@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..clients.cloudflare import CloudflareApi, VersionInfo
+from ..clients.cloudflare import CloudflareApi, DeploymentInfo, VersionInfo
 from ..clients.errors import TargetError
 from ..comms import (
     IncidentFacts,
@@ -83,6 +83,17 @@ def watching_min(runbook: Runbook) -> float:
 def longest_drill_s(settings: SuiteSettings) -> float:
     """The longest one drill may take: its watching, its API calls and git, its cleanup."""
     return settings.seconds(watching_min(settings.runbook)) + API_STEPS_S + settings.timebase.cleanup_wait_s
+
+
+def not_serving(serving: DeploymentInfo, version: VersionInfo) -> str | None:
+    """Why ``version`` is not what serves (a sentence), or None when it serves all traffic: a deploy that
+    failed half-way (a version made but no deployment, or a deployment of something else) must not
+    start the TTD clock."""
+    if dict(serving.versions).get(version.id, 0) >= 100:
+        return None
+    shown = ", ".join(f"{v} at {p}%" for v, p in serving.versions)
+    return (f"the test change {version.label} was deployed, but the Cloudflare API says {shown} serves "
+            f"(deployment {serving.id}): the fault is not live, so the drill stops")
 
 
 def method_unavailable(target: Target, method_id: str) -> str | None:
@@ -275,11 +286,18 @@ class DrillRunner:
                                                  tag=f"{run.known_stable.tag or 'stable'}+drill", message=message)
                 await run.api.deploy(version.id, f"Drill test change ({self.scenario.name})")
             fault_live = self.timebase.now()
+            await self._read_back_serving(run, version)
             run.detector.deployed_at = fault_live
             run.bad = version
             self.journal.mark("fault live", fault_live)
             self.record.bad_version = BadVersionRef(version.id, version.tag, run.bad_sha, fault.to_dict())
             phase.detail = f"deployed {version.label} carrying FAULT_PROFILE ({fault.label})"
+
+    async def _read_back_serving(self, run: _Run, version: VersionInfo) -> None:
+        """Count the fault as live only when the Cloudflare API says the test change serves all traffic."""
+        problem = not_serving(await run.api.serving(), version)
+        if problem:
+            raise DrillError(problem)
 
     async def _detect(self, run: _Run) -> Assessment:
         detector, record = run.detector, self.record

@@ -7,7 +7,8 @@ Routes, in the order they are matched:
 - ``/tail/{id}``: the tail WebSocket URLs handed out by ``POST .../tails``;
 - everything else: the BooksTrack API, whose last route answers its 404 shape; in workerd mode the
   running versions' own code answers it (workerd/proxy.py), and their bindings' internal routes under
-  ``/__staging/runtime`` are neither logged nor authenticated.
+  ``/__staging/runtime`` and the fake book provider (``/__staging/provider``) are neither logged nor
+  authenticated.
 
 The middleware here logs every request (tokens redacted) and adds the BooksTrack API's CORS header.
 """
@@ -20,7 +21,7 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import admin
+from . import admin, provider
 from .analytics import routes as analytics_routes
 from .base import RequestRecord
 from .bookstrack import routes as bookstrack_routes
@@ -33,6 +34,7 @@ CLOUDFLARE_PREFIX = "/client/v4"
 ADMIN_PREFIX = admin.PREFIX
 TAIL_PREFIX = "/tail/"
 _SECRET_PARAMS = {"token", "secret", "access_token"}
+_INTERNAL = (workerd_proxy.RUNTIME_PREFIX, provider.PREFIX)
 
 
 def api_of(path: str) -> str:
@@ -65,7 +67,7 @@ class StagingMiddleware:
             return
         staging = self.staging
         path: str = scope["path"]
-        if path.startswith(workerd_proxy.RUNTIME_PREFIX):  # the Workers' own bindings calling back
+        if path.startswith(_INTERNAL):  # the Workers' own bindings calling back: not the users' requests
             await self.app(scope, receive, send)
             return
         api = api_of(path)
@@ -132,6 +134,7 @@ def create_app(staging: Staging | None = None) -> Starlette:
     staging = staging or Staging()
     routes = [
         *admin.routes(staging),
+        *provider.routes(staging),
         *analytics_routes.routes(staging),
         *cloudflare_routes.routes(staging),
         *(bookstrack_routes.routes(staging) if staging.runtime is None else workerd_proxy.routes(staging)),
