@@ -8,6 +8,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json 2>/dev/null | cksum | cut -d' ' -f1)
+# the newest wrangler 4.x with the Node 22 it needs (npm's node@22 package), for the compatibility tests
+NODE22 := clients/node22
+NODE22_STAMP := $(NODE22)/node_modules/.installed-$(shell cat $(NODE22)/package.json $(NODE22)/package-lock.json 2>/dev/null | cksum | cut -d' ' -f1)
 # Outer deadline for any pytest run (xdist can hang on a crashed worker: shared/notes/ecosystem.md)
 DEADLINE ?= 1800
 PORT ?= 8787
@@ -21,6 +24,7 @@ help:
 	@echo "make verify   pytest -m verify (TARGET=production EXPECT_VERSION=... for a real target)"
 	@echo "make staging  serve the embedded staging on 127.0.0.1:$(PORT) (Ctrl-C to stop)"
 	@echo "make clients  install the real Cloudflare clients checked by the compatibility tests"
+	@echo "              (wrangler 4.86 on this node, the newest wrangler 4.x on Node 22, the cloudflare SDK)"
 	@echo "make bench    run the benchmarks and print their figures"
 	@echo "make bench-real-time   pytest -m verify at time scale 1 against the embedded staging (~10 minutes)"
 	@echo "make clean    remove the virtual environment, node_modules and reports"
@@ -39,7 +43,14 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	rm -f node_modules/.installed-* && touch $@
 
-clients: $(STAMP) $(NODE_STAMP)
+# A machine that cannot install it (offline, no Node 22 build for the platform) still gets the rest: the
+# tests of that wrangler then skip, saying so.
+$(NODE22_STAMP): $(NODE22)/package.json $(NODE22)/package-lock.json
+	@npm ci --prefix $(NODE22) --no-audit --no-fund --loglevel=error && \
+		rm -f $(NODE22)/node_modules/.installed-* && touch $@ || \
+		echo "the newest wrangler on Node 22 could not be installed ($(NODE22)): its compatibility tests will be skipped"
+
+clients: $(STAMP) $(NODE_STAMP) $(NODE22_STAMP)
 
 # headless Chromium (Debian) for the report checks; a machine without it gets it installed once
 browser:
@@ -99,4 +110,4 @@ bench-real-time: venv
 	$(BIN)/python benchmarks/bench_real_time.py
 
 clean:
-	rm -rf $(VENV) node_modules reports/allure-results reports/allure-report reports/drills
+	rm -rf $(VENV) node_modules $(NODE22)/node_modules reports/allure-results reports/allure-report reports/drills

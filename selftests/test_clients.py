@@ -1,20 +1,18 @@
 """The embedded staging against the real Cloudflare clients: wrangler (a subprocess) and the
-``cloudflare`` Python SDK (contract/cloudflare-api.md; notes/real-clients.md).
+``cloudflare`` Python SDK (contract/cloudflare-api.md; notes/real-clients.md): deployments, versions,
+rollback, the drill's version copy, tail, and the SDK's calls. The whole workflow of a new user (whoami,
+deploy, versions upload/deploy, secrets, KV) is in ``test_cloudflare_workflows.py``.
 
-Skipped, with the reason, when a client is not installed: ``make clients`` (or
-``npm install --prefix .clients wrangler@4``) and ``pip install 'cloudflare>=5.9,<6'``. ``WRANGLER_BIN``
-names other wranglers, separated by ``os.pathsep``; a ``node`` next to one is used to run it, so the
-latest wrangler (node >= 22) can be checked on node 20 with
-``npm install --prefix .clients/node22 node@22 wrangler@latest``. Every subprocess has a timeout;
-waits poll a condition against a deadline.
+Each wrangler test runs once per wrangler (the pinned 4.86 and the newest 4.x on Node 22, both installed
+by ``make clients``; ``WRANGLER_BIN`` names others: ``cloudflare_answers.py``), skipped with the reason
+when one is not installed. The SDK tests need ``pip install 'cloudflare>=5.9,<6'``. Every subprocess has
+a timeout; waits poll a condition against a deadline.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import queue
-import shutil
 import subprocess
 import threading
 import time
@@ -25,82 +23,25 @@ from typing import Any
 import httpx
 import pytest
 
+from cloudflare_answers import Wrangler, cf, find_wrangler, run_wrangler, wrangler_environment, wrangler_params
 from waiting import wait_until
 from bookstrack_rollback.staging import RunningStaging
 
 pytestmark = pytest.mark.clients
 
-ROOT = Path(__file__).resolve().parents[1]
-COMMAND_TIMEOUT_S = 90.0
 DEADLINE_S = 30.0
 
 
 # --- wrangler -------------------------------------------------------------------------------------
-def wrangler_binaries() -> list[Path | None]:
-    """``WRANGLER_BIN`` (several paths separated by ``os.pathsep`` check several versions), else the
-    first installed of ``node_modules`` (``make clients``) and ``.clients/node_modules``; [None] if none."""
-    listed = [Path(p) for p in os.environ.get("WRANGLER_BIN", "").split(os.pathsep) if p]
-    defaults = [ROOT / "node_modules/.bin/wrangler", ROOT / ".clients/node_modules/.bin/wrangler"]
-    found = [p for p in listed if p.is_file()] if listed else [p for p in defaults if p.is_file()][:1]
-    return list(found) or [None]
-
-
-def binary_label(binary: Path | None) -> str:
-    if binary is None:
-        return "none"
-    return str(binary.relative_to(ROOT)) if binary.is_relative_to(ROOT) else str(binary)
-
-
-@pytest.fixture(scope="module", params=wrangler_binaries(), ids=binary_label)
-def wrangler(request: pytest.FixtureRequest) -> tuple[Path, str, str]:
-    """The wrangler binary, its version and the PATH to run it with (a ``node`` installed next to it,
-    e.g. npm's ``node@22`` for wrangler >= 4.100, comes first), or a skip saying how to install it."""
-    binary: Path | None = request.param
-    if binary is None:
-        pytest.skip("wrangler is not installed (make clients, or npm install --prefix .clients wrangler@4)")
-    path = os.environ["PATH"]
-    if (binary.parent / "node").is_file():
-        path = f"{binary.parent}{os.pathsep}{path}"
-    if shutil.which("node", path=path) is None:
-        pytest.skip("node is not on PATH, so wrangler cannot run")
-    done = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S,
-                          env={"PATH": path, "WRANGLER_SEND_METRICS": "false"})
-    assert done.returncode == 0, done.stderr
-    return binary, done.stdout.strip().splitlines()[-1], path
+@pytest.fixture(scope="module", params=wrangler_params())
+def wrangler(request: pytest.FixtureRequest) -> Wrangler:
+    """The wrangler binary, its version and the PATH to run it with, or a skip saying why not."""
+    return find_wrangler(request.param)
 
 
 @pytest.fixture
-def wrangler_env(wrangler, live: RunningStaging, tmp_path: Path) -> dict[str, str]:
-    """Exactly what wrangler needs to talk only to the staging: no proxy variables, a throwaway HOME."""
-    config = live.config
-    return {
-        "PATH": wrangler[2],
-        "HOME": str(tmp_path),
-        "TMPDIR": str(tmp_path),
-        "CLOUDFLARE_API_BASE_URL": live.cloudflare_api_url,
-        "CLOUDFLARE_API_TOKEN": config.token,
-        "CLOUDFLARE_ACCOUNT_ID": config.account_id,
-        "WRANGLER_SEND_METRICS": "false",
-        "WRANGLER_HIDE_BANNER": "true",
-        "WRANGLER_SEND_ERROR_REPORTS": "false",
-        "FORCE_COLOR": "0",
-    }
-
-
-def run_wrangler(wrangler: tuple[Path, str, str], env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(wrangler[0]), *args], env=env, cwd=env["HOME"], capture_output=True, text=True,
-                          timeout=COMMAND_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, (
-        f"wrangler {wrangler[1]} {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
-    )
-    return done
-
-
-def cf(live: RunningStaging, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    config = live.config
-    url = f"{live.cloudflare_api_url}/accounts/{config.account_id}/workers/scripts/{config.worker_name}{path}"
-    return httpx.request(method, url, headers={"Authorization": f"Bearer {config.token}"}, timeout=10,
-                         trust_env=False, **kwargs)
+def wrangler_env(wrangler: Wrangler, live: RunningStaging, tmp_path: Path) -> dict[str, str]:
+    return wrangler_environment(wrangler, live, tmp_path)
 
 
 def deploy(live: RunningStaging, *pairs: tuple[str, int], force: bool = False) -> None:
@@ -175,17 +116,16 @@ def test_wrangler_rollback_over_a_changed_secret_retries_with_force(wrangler, wr
 
 def test_wrangler_rollback_to_an_unknown_version_prints_the_api_error(wrangler, wrangler_env, live: RunningStaging):
     missing = "00000000-0000-4000-8000-000000000000"
-    done = subprocess.run([str(wrangler[0]), "rollback", missing, "-m", "drill", "-y", "--name",
-                           live.config.worker_name], env=wrangler_env, cwd=wrangler_env["HOME"], capture_output=True,
-                          text=True, timeout=COMMAND_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    assert done.returncode == 1
+    done = run_wrangler(wrangler, wrangler_env, "rollback", missing, "-m", "drill", "-y", "--name",
+                        live.config.worker_name, expect=1)
     assert f"has no version '{missing}' [code: 10230]" in done.stdout + done.stderr
 
 
 def test_wrangler_versions_secret_put_copies_a_version_as_the_drill_does(wrangler, wrangler_env, live: RunningStaging):
-    """wrangler reads the version (bindings), its code (content/v2: multipart, cf-entrypoint) and the
-    script settings, and uploads a copy with ``inherit`` bindings and ``keep_bindings``: the same wire
-    formats the drill's copy of a real worker's known stable version relies on."""
+    """wrangler 4.86 reads the version (bindings), its code (content/v2: multipart, cf-entrypoint) and
+    the script settings, and uploads a copy with ``inherit`` bindings and ``keep_bindings``: the same wire
+    formats the drill's copy of a real worker's known stable version relies on. The newer wrangler asks
+    the API to make the copy (``PATCH /workers/workers/{name}/versions/latest``): the same copy results."""
     modules = {"index.js": b'import { x } from "./lib/x.js";\nexport default { fetch() { return new Response(x); } };\n',
                "lib/x.js": b'export const x = "ok";\n'}
     metadata = {"main_module": "index.js", "annotations": {"workers/tag": "3.0.0"}, "compatibility_date": "2025-10-08",
@@ -197,12 +137,12 @@ def test_wrangler_versions_secret_put_copies_a_version_as_the_drill_does(wrangle
     response = cf(live, "POST", "/versions", files=files)
     assert response.status_code == 200, response.text
     source = live.staging.workers.get_version(response.json()["result"]["id"])
-    done = subprocess.run([str(wrangler[0]), "versions", "secret", "put", "NEW_SECRET", "--name", live.config.worker_name,
-                           "--message", "add a secret", "--tag", "3.0.1"], env=wrangler_env, cwd=wrangler_env["HOME"],
-                          input="new-secret-5678\n", capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_wrangler(wrangler, wrangler_env, "versions", "secret", "put", "NEW_SECRET", "--name",
+                        live.config.worker_name, "--message", "add a secret", "--tag", "3.0.1", stdin="new-secret-5678\n")
     copy = live.staging.workers.versions_newest_first()[0]
     assert f"Created version {copy.id} with secret NEW_SECRET" in done.stdout
+    assert "new-secret-5678" not in done.stdout + done.stderr
+    assert "new-secret-5678" not in cf(live, "GET", f"/versions/{copy.id}").text
     assert source is not None and copy.id != source.id and copy.tag == "3.0.1"
     assert (copy.main_module, copy.modules, copy.compatibility_date) == ("index.js", modules, "2025-10-08")
     assert sorted(copy.bindings, key=lambda b: b["name"]) == sorted(
@@ -261,7 +201,7 @@ def wrangler_tail(wrangler, wrangler_env, live: RunningStaging) -> Iterator[Call
     started: list[tuple[subprocess.Popen[str], TailOutput]] = []
 
     def start(*args: str) -> TailOutput:
-        proc = subprocess.Popen([str(wrangler[0]), "tail", live.config.worker_name, "--format", "json", *args],
+        proc = subprocess.Popen([str(wrangler.binary), "tail", live.config.worker_name, "--format", "json", *args],
                                 env=wrangler_env, cwd=wrangler_env["HOME"], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
         output = TailOutput(proc)
@@ -405,3 +345,32 @@ def test_sdk_posts_raw_sql_to_analytics_engine(sdk, live: RunningStaging):
     body = response.json()
     assert body["meta"] == [{"name": "hit_rate", "type": "Float64"}]
     assert body["data"] == [{"hit_rate": 50.0}]  # the runbook's query, verbatim: one miss, then one hit
+
+
+def test_sdk_lists_and_gets_the_workers_scripts(sdk, live: RunningStaging):
+    config, workers = live.config, live.staging.workers
+    scripts = list(sdk.workers.scripts.list(account_id=config.account_id))
+    assert [s.id for s in scripts] == [config.worker_name]
+    assert scripts[0].etag == workers.main_serving_version().etag and scripts[0].handlers == ["fetch"]
+    code = sdk.workers.scripts.get(config.worker_name, account_id=config.account_id)
+    serving = workers.main_serving_version()
+    assert code == serving.modules[serving.main_module].decode()
+
+
+def test_sdk_lists_the_accounts(sdk, live: RunningStaging):
+    accounts = list(sdk.accounts.list())
+    assert [(a.id, a.name) for a in accounts] == [(live.config.account_id, "BooksTrack staging")]
+
+
+def test_sdk_lists_kv_namespaces_and_reads_a_keys_metadata(sdk, live: RunningStaging):
+    config = live.config
+    namespaces = list(sdk.kv.namespaces.list(account_id=config.account_id))
+    assert [(n.id, n.title) for n in namespaces] == [(config.kv_namespace_id, "bookstrack-staging-kv")]
+    assert len(config.kv_namespace_id) == 32 and int(config.kv_namespace_id, 16) >= 0
+    sdk.kv.namespaces.values.update("sdk/with-metadata", account_id=config.account_id,
+                                    namespace_id=config.kv_namespace_id, value=b"v", metadata={"by": "sdk", "n": 1})
+    metadata = sdk.kv.namespaces.metadata.get("sdk/with-metadata", account_id=config.account_id,
+                                              namespace_id=config.kv_namespace_id)
+    assert metadata == {"by": "sdk", "n": 1}
+    keys = sdk.kv.namespaces.keys.list(config.kv_namespace_id, account_id=config.account_id, prefix="sdk/")
+    assert [(k.name, k.metadata) for k in keys] == [("sdk/with-metadata", {"by": "sdk", "n": 1})]

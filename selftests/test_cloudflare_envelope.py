@@ -1,5 +1,6 @@
 """The Cloudflare API envelope and its refusals (contract/cloudflare-api.md, "Envelope and errors"):
-authentication, the account id, unknown routes (7003), oversize bodies (413), the rate limit (429)."""
+authentication, the account id, unknown routes (7003), a method a known path does not support (405),
+oversize bodies (413), the rate limit (429)."""
 
 from __future__ import annotations
 
@@ -64,15 +65,25 @@ def test_another_account_is_an_authentication_error(client: TestClient, staging:
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
 @pytest.mark.parametrize(
     "path",
-    ["/client/v4", "/client/v4/", "/client/v4/zones", "/client/v4/accounts/x/workers/scripts/y/schedules"],
+    ["/client/v4", "/client/v4/", "/client/v4/zones", "/client/v4/accounts/x/workers/scripts/y/no-such-thing"],
 )
 def test_unknown_routes_answer_7003(client: TestClient, cf_headers, method: str, path: str):
     assert_error(client.request(method, path, headers=cf_headers), 404, 7003, contains="No route for the URI")
 
 
-def test_a_known_path_with_another_method_answers_7003(client: TestClient, staging: Staging, cf_headers):
-    assert_error(client.patch(f"{scripts(staging)}/deployments", headers=cf_headers, json={}), 404, 7003)
-    assert_error(client.put(f"{scripts(staging)}/versions", headers=cf_headers), 404, 7003)
+def test_a_known_path_with_another_method_answers_405_naming_the_methods_it_has(client: TestClient, staging: Staging,
+                                                                               cf_headers):
+    before = (list(staging.workers.versions), list(staging.workers.deployments))
+    refused = client.patch(f"{scripts(staging)}/deployments", headers=cf_headers, json={})
+    assert_error(refused, 405, 10405, contains="PATCH method not allowed")
+    assert refused.headers["allow"] == "GET, HEAD, POST"
+    assert_error(client.put(f"{scripts(staging)}/versions", headers=cf_headers), 405, 10405)
+    assert_error(client.delete("/client/v4/user/tokens/verify", headers=cf_headers), 405, 10405)
+    ns = staging.config.kv_namespace_id
+    kv = f"/client/v4/accounts/{staging.config.account_id}/storage/kv/namespaces/{ns}"
+    assert client.post(f"{kv}/values/some/key", headers=cf_headers, content=b"x").headers["allow"] == \
+        "DELETE, GET, HEAD, PUT"
+    assert (list(staging.workers.versions), list(staging.workers.deployments)) == before
 
 
 def test_unknown_script_names_it(client: TestClient, staging: Staging, cf_headers):

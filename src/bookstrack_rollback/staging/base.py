@@ -19,7 +19,7 @@ from .users_traffic import UsersTraffic
 DEFAULT_TOKEN = "bookstrack-staging-dev-token"
 DEFAULT_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 DEFAULT_WORKER = "api-worker-staging"
-DEFAULT_KV_NAMESPACE = "bookstrack-staging-kv"
+DEFAULT_KV_NAMESPACE = "6b7f3c2d9e0a4f1b8c5d2e7a3f9b0c14"  # 32 hex, as Cloudflare's namespace ids (kv.py titles it)
 RUNTIME_FAULT_KEY = RUNTIME_FLAG_KEY  # the KV flag of a runtime fault profile (faults.py)
 # The worker's own data that a rollback must not lose: read back by verification ("canaries").
 CANARY_RECORDS = {

@@ -3,13 +3,18 @@
 
 Codes seen from the real API and reproduced exactly:
 - 7003 "No route for the URI" (unknown route),
+- 10405 "<METHOD> method not allowed for the api_token authentication scheme", HTTP 405 with an ``Allow``
+  header (a known path asked with a method it does not support),
 - 10007 ``workers.api.error.script_not_found`` (unknown Worker),
 - 10009 "key not found" (Workers KV),
 - 10013 a KV namespace error (wrangler's KV help lists 10010-10014 as namespace errors),
+- 10215 a secret edit while the latest version is not the one fully deployed (wrangler's
+  ``VERSION_NOT_DEPLOYED_ERR_CODE`` turns it into its "Secret edit failed" advice),
+- 10222 no uploaded version to edit (wrangler's ``NO_VERSIONS_ERR_CODE``),
 - 10220 "... add a ?force=true query parameter to allow the rollback. The following secrets have changed: ..."
   (wrangler's ``CANNOT_ROLLBACK_WITH_MODIFIED_SECERT_CODE`` parses the names after the colon).
 
-The upstream codes of the other refusals are not documented; the staging uses 10230-10241 for them, each
+The upstream codes of the other refusals are not documented; the staging uses 10230-10243 for them, each
 with a message that names the object and says what was expected. Every one of them is >= 1000 and is
 paired with a non-2xx status, which is what both real clients need (notes/real-clients.md).
 """
@@ -19,6 +24,9 @@ from __future__ import annotations
 from .envelope import CloudflareError
 
 NO_ROUTE = 7003
+METHOD_NOT_ALLOWED = 10405
+VERSION_NOT_DEPLOYED = 10215
+NO_VERSIONS = 10222
 SCRIPT_NOT_FOUND = 10007
 KEY_NOT_FOUND = 10009
 NAMESPACE_NOT_FOUND = 10013
@@ -35,15 +43,26 @@ TOO_MANY_TAILS = 10238
 INVALID_TAIL = 10239
 INVALID_REQUEST = 10240
 INVALID_KEY = 10241
+SECRET_NOT_FOUND = 10242
+INVALID_SECRET = 10243
 
 
 def no_route() -> CloudflareError:
     return CloudflareError(404, NO_ROUTE, "No route for the URI")
 
 
-def script_not_found(script: str) -> CloudflareError:
+def method_not_allowed(method: str, allowed: list[str]) -> CloudflareError:
+    """A known path asked with another method: 405, with the methods it supports in ``Allow``."""
+    return CloudflareError(405, METHOD_NOT_ALLOWED, f"{method} method not allowed for the api_token authentication scheme",
+                           headers={"Allow": ", ".join(allowed)})
+
+
+def script_not_found(script: str, only: str | None = None) -> CloudflareError:
+    """An unknown Worker; ``only`` names the one Worker this staging has, for a client about to create one."""
+    hint = f" (this staging has one Worker, {only!r}: deploy with --name {only})" if only else ""
     return CloudflareError(
-        404, SCRIPT_NOT_FOUND, f"workers.api.error.script_not_found: there is no Worker named {script!r} on this account"
+        404, SCRIPT_NOT_FOUND,
+        f"workers.api.error.script_not_found: there is no Worker named {script!r} on this account{hint}"
     )
 
 
@@ -130,3 +149,23 @@ def key_not_found() -> CloudflareError:
 
 def invalid_key(detail: str) -> CloudflareError:
     return CloudflareError(400, INVALID_KEY, f"invalid key name: {detail}")
+
+
+def version_not_deployed(latest_id: str) -> CloudflareError:
+    return CloudflareError(
+        400, VERSION_NOT_DEPLOYED,
+        f"Secret edit failed: the latest version {latest_id} is not the one deployed at 100%; deploy it first, "
+        "or add the secret to a new version with versions secret put"
+    )
+
+
+def no_versions(script: str) -> CloudflareError:
+    return CloudflareError(404, NO_VERSIONS, f"Worker {script!r} has no uploaded version to edit")
+
+
+def secret_not_found(name: str, script: str) -> CloudflareError:
+    return CloudflareError(404, SECRET_NOT_FOUND, f"Worker {script!r} has no secret named {name!r}")
+
+
+def invalid_secret(detail: str) -> CloudflareError:
+    return CloudflareError(400, INVALID_SECRET, f"invalid secret: {detail}")

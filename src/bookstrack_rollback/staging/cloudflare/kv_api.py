@@ -2,14 +2,17 @@
 
 Key names travel URL-encoded in the path and may contain ``/`` and ``:``; the route captures the rest
 of the path (``{key:path}``), which the server has already percent-decoded. Values are raw bytes;
-``PUT`` also accepts the SDK's multipart form (a ``value`` part and an optional ``metadata`` part,
-whose metadata the staging does not keep).
+``PUT`` also accepts the multipart form of the SDK and of ``wrangler kv key put --metadata`` (a
+``value`` part and an optional ``metadata`` part, JSON). The namespaces are listed
+(``wrangler kv namespace list``, the SDK's ``kv.namespaces.list``) and a key's metadata read alone
+(``kv.namespaces.metadata.get``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,7 +21,7 @@ from ..state import Staging
 from . import errors
 from .envelope import check_account, ok
 from .kv import KVStore
-from .request_parsing import parse_multipart, read_body
+from .request_parsing import Page, parse_json, parse_multipart, read_body
 
 MAX_KEY_BYTES = 512
 DEFAULT_LIST_LIMIT = 1000
@@ -56,8 +59,10 @@ class KVApi:
                 raise errors.invalid_request(f"query parameter {name} must be a whole number of seconds, got {raw!r}")
         body = await read_body(request)
         content_type = request.headers.get("content-type", "")
-        value = await _form_value(content_type, body) if content_type.lower().startswith("multipart/form-data") else body
-        store.put(namespace_id, key, value)
+        metadata: Any = None
+        if content_type.lower().startswith("multipart/form-data"):
+            body, metadata = await _form_value(content_type, body)
+        store.put(namespace_id, key, body, metadata)
         return ok(None)
 
     async def get_value(self, request: Request) -> Response:
@@ -88,16 +93,54 @@ class KVApi:
         more = len(names) > len(page)
         cursor = _encode_cursor(page[-1]) if more and page else ""
         return ok(
-            [{"name": name} for name in page],
+            [_key_json(store, namespace_id, name) for name in page],
             result_info={"count": len(page), "cursor": cursor},
         )
 
+    async def get_metadata(self, request: Request) -> Response:
+        """GET .../metadata/{key}: the metadata written with the key (null if none); a missing key is
+        404 code 10009."""
+        store, namespace_id = self._namespace(request)
+        key = self._key(request)
+        if store.get(namespace_id, key) is None:
+            raise errors.key_not_found()
+        return ok(store.metadata(namespace_id, key))
 
-async def _form_value(content_type: str, body: bytes) -> bytes:
+    async def list_namespaces(self, request: Request) -> Response:
+        """GET .../storage/kv/namespaces[?page=&per_page=&order=id|title&direction=asc|desc]."""
+        check_account(request.path_params["account_id"], self._staging.config.account_id)
+        store = self._staging.kv
+        order = request.query_params.get("order", "id")
+        direction = request.query_params.get("direction", "asc")
+        if order not in ("id", "title") or direction not in ("asc", "desc"):
+            raise errors.invalid_request(f"order must be id or title and direction asc or desc, got {order!r}, {direction!r}")
+        namespaces = [_namespace_json(store, ns) for ns in store.namespaces]
+        namespaces.sort(key=lambda ns: ns[order], reverse=direction == "desc")
+        items, info = Page.of(request, default_per_page=20).slice(namespaces)
+        return ok(items, result_info=info)
+
+    async def get_namespace(self, request: Request) -> Response:
+        """GET .../storage/kv/namespaces/{namespace_id}."""
+        store, namespace_id = self._namespace(request)
+        return ok(_namespace_json(store, namespace_id))
+
+
+def _namespace_json(store: KVStore, namespace_id: str) -> dict[str, Any]:
+    return {"id": namespace_id, "title": store.title(namespace_id), "supports_url_encoding": True}
+
+
+def _key_json(store: KVStore, namespace_id: str, name: str) -> dict[str, Any]:
+    metadata = store.metadata(namespace_id, name)
+    return {"name": name} if metadata is None else {"name": name, "metadata": metadata}
+
+
+async def _form_value(content_type: str, body: bytes) -> tuple[bytes, Any]:
+    """(value, metadata) of a multipart KV write; metadata is None when the form has none."""
     parts = await parse_multipart(content_type, body)
     if "value" not in parts:
         raise errors.invalid_request(f"a multipart KV write needs a 'value' part; parts received: {sorted(parts)}")
-    return parts["value"]
+    metadata = parse_json(parts["metadata"], "metadata part") if parts.get("metadata", b"").strip() else None
+    return parts["value"], metadata
 
 
 def _encode_cursor(last_key: str) -> str:

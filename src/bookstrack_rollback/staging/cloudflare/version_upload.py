@@ -39,6 +39,8 @@ class VersionUpload:
     compatibility_date: str
     compatibility_flags: tuple[str, ...]
     keep_bindings: tuple[str, ...]
+    # Durable Object migrations' ``new_tag`` (``PUT .../scripts/{name}`` only: versions cannot carry them)
+    migration_tag: str | None = None
 
     def resolve_bindings(self, latest: Version | None, versions: Callable[[str], Version | None], *,
                          strict: bool = False) -> list[dict[str, Any]]:
@@ -115,7 +117,11 @@ def _from_metadata(metadata: dict[str, Any], modules: dict[str, bytes]) -> Versi
     keep = metadata.get("keep_bindings", [])
     if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
         raise errors.invalid_upload(f"metadata.keep_bindings must be a list of binding types, got {keep!r}")
+    migrations = metadata.get("migrations")
+    if migrations is not None and not (isinstance(migrations, dict) and isinstance(migrations.get("new_tag"), str)):
+        raise errors.invalid_upload(f"metadata.migrations must be an object with a string new_tag, got {migrations!r}")
     return VersionUpload(
+        migration_tag=None if migrations is None else migrations["new_tag"],
         main_module=main_module,
         modules=modules,
         bindings=_bindings(metadata.get("bindings", [])),

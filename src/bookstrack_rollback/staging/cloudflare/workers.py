@@ -12,6 +12,7 @@ Interface used by the rest of the staging (keep it stable):
 - ``Version.var(name)``: a ``plain_text`` binding's text (e.g. ``FAULT_PROFILE``), or None;
 - ``Version.tag``: its ``workers/tag`` annotation, or None;
 - ``Deployment.created_at``: epoch seconds on the staging clock;
+- ``settings``: what the Worker has outside its versions (:mod:`.script_settings`);
 - ``upload(...)`` and ``deploy(...)``: used by the HTTP routes and the admin seed; ``deploy`` hands
   each new deployment to the ``on_deployment`` callback it was built with (the BooksTrack worker's
   hook, wired by ``state.py``: this model knows nothing of the worker).
@@ -27,6 +28,7 @@ from typing import Any
 
 from ..base import Clock, SeededRandom
 from . import errors
+from .script_settings import ScriptSettings
 
 ROLLBACK_WINDOW = 10  # "Only the 10 newest versions can be rolled back to" (contract, "Versions")
 MAX_VERSIONS_PER_DEPLOYMENT = 2
@@ -51,6 +53,9 @@ class Version:
     compatibility_date: str = DEFAULT_COMPATIBILITY_DATE
     compatibility_flags: tuple[str, ...] = ()
     handlers: tuple[str, ...] = ("fetch",)
+    # how long the runtime took to start this version's code (the API's ``startup_time_ms``); set by
+    # whatever runs the code, 0 until something does
+    startup_time_ms: int = 0
 
     @property
     def tag(self) -> str | None:
@@ -108,6 +113,7 @@ class WorkersModel:
         self.author_id = rng.hex_id()
         self.versions: list[Version] = []  # oldest first
         self.deployments: list[Deployment] = []  # newest first
+        self.settings = ScriptSettings(created_on=clock.iso(clock.now() - 30 * 86400.0))
         self._on_deployment: Callable[[Deployment], None] | None = None  # nobody listens to the past
         self._seed_history()
         self._on_deployment = on_deployment
@@ -141,6 +147,16 @@ class WorkersModel:
         if version is None:
             raise errors.version_not_found(version_id, self.script)
         return version
+
+    def latest_version(self) -> Version:
+        """The version uploaded last (what ``inherit`` bindings and secret edits start from)."""
+        if not self.versions:
+            raise errors.no_versions(self.script)
+        return max(self.versions, key=lambda v: v.number)
+
+    def main_serving_version(self) -> Version:
+        """The serving deployment's version with the largest share."""
+        return self.require_version(max(self.serving_deployment().versions, key=lambda pair: pair[1])[0])
 
     def versions_newest_first(self, *, deployable_only: bool = False) -> list[Version]:
         """All versions, newest first; ``deployable_only`` keeps the ``ROLLBACK_WINDOW`` newest."""

@@ -18,9 +18,14 @@ from .version_upload import parse_version_upload
 from .workers import SECRET_BINDING, Deployment, Version, WorkersModel
 
 
+def public_bindings(bindings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bindings as every answer shows them: a secret's name and type, never its text."""
+    return [{k: v for k, v in b.items() if not (b.get("type") == SECRET_BINDING and k == "text")} for b in bindings]
+
+
 def version_json(version: Version, *, resources: bool) -> dict[str, Any]:
-    """A version as the API shows it; ``resources`` only on ``GET .../versions/{id}`` and uploads.
-    Secret texts are never shown."""
+    """A version as the API shows it; ``resources`` and ``startup_time_ms`` only on
+    ``GET .../versions/{id}`` and uploads. Secret texts are never shown."""
     body: dict[str, Any] = {
         "id": version.id,
         "number": version.number,
@@ -35,11 +40,9 @@ def version_json(version: Version, *, resources: bool) -> dict[str, Any]:
         "annotations": dict(version.annotations),
     }
     if resources:
+        body["startup_time_ms"] = version.startup_time_ms
         body["resources"] = {
-            "bindings": [
-                {k: v for k, v in b.items() if not (b.get("type") == SECRET_BINDING and k == "text")}
-                for b in version.bindings
-            ],
+            "bindings": public_bindings(version.bindings),
             "script": {"etag": version.etag, "handlers": list(version.handlers), "last_deployed_from": version.source},
             "script_runtime": {
                 "compatibility_date": version.compatibility_date,
