@@ -74,7 +74,7 @@ def find_wrangler(binary: Path) -> Wrangler:
     done = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S,
                           env={"PATH": path, "WRANGLER_SEND_METRICS": "false"}, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
-        said = (done.stderr.strip() or done.stdout.strip() or f"exit {done.returncode}").splitlines()[-1]
+        said = (done.stderr.strip() or done.stdout.strip() or f"exit {done.returncode}").splitlines()[0]
         pytest.skip(f"{binary} cannot run here: {said}")
     return Wrangler(binary, done.stdout.strip().splitlines()[-1], path)
 

@@ -175,3 +175,18 @@ def test_kv_metadata_is_kept_with_the_key(client: TestClient, staging: Staging, 
     assert_error(client.get(f"{ns}/metadata/no-such-key", headers=cf_headers), 404, 10009)
     client.put(f"{ns}/values/with/meta", headers=cf_headers, content=b"plain").raise_for_status()
     assert client.get(f"{ns}/metadata/with/meta", headers=cf_headers).json()["result"] is None
+
+
+@pytest.mark.parametrize("body", [
+    {"env": {"TOKEN": "a-secret-sent-bare"}},
+    {"env": {"TOKEN": {"text": "a-secret-sent-bare"}}},
+    {"env": ["a-secret-sent-bare"]},
+])
+def test_a_refused_secret_is_never_echoed(client: TestClient, staging: Staging, cf_headers, body):
+    worker = f"{account(staging)}/workers/workers/{staging.config.worker_name}"
+    refused = client.patch(f"{worker}/versions/latest", headers=cf_headers, json=body)
+    assert_error(refused, 400, 10240)
+    assert "a-secret-sent-bare" not in refused.text
+    bulk = client.patch(f"{scripts(staging)}/secrets-bulk", headers=cf_headers,
+                        json={"secrets": {"TOKEN": "a-secret-sent-bare"}, "more": body})
+    assert bulk.status_code == 400 and "a-secret-sent-bare" not in bulk.text

@@ -128,6 +128,23 @@ class Page:
         return chosen, info
 
 
+def shown(value: Any) -> str:
+    """What a refusal says it was sent, never echoing a secret: objects and lists as written but with
+    every ``text`` (a binding's, maybe a secret's) hidden, and a bare value by its type only (a secret
+    sent where a binding object belongs)."""
+
+    def hide(item: Any) -> Any:
+        if isinstance(item, dict):
+            return {k: "<hidden>" if k == "text" else hide(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [hide(v) if isinstance(v, (dict, list)) else f"<{type(v).__name__}>" for v in item]
+        return item
+
+    if isinstance(value, (dict, list)):
+        return repr(hide(value))
+    return f"a {type(value).__name__}"
+
+
 def flag(request: Request, name: str) -> bool:
     """A boolean query flag: ``?force=true`` (case-insensitive); anything else is false."""
     return request.query_params.get(name, "").strip().lower() == "true"

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from ..state import Staging
 from . import errors
 from .envelope import check_account, ok
-from .request_parsing import client_source, json_object, parse_multipart, parse_json, read_body
+from .request_parsing import client_source, json_object, parse_json, parse_multipart, read_body, shown
 from .script_settings import USAGE_MODEL, WORKERS_DEV_SUBDOMAIN, ScriptSettings
 from .version_edits import check_secret, deploy_secret_version, derive_version, require_latest_fully_deployed
 from .version_start import start_version
@@ -252,7 +252,7 @@ class ScriptsApi:
     @staticmethod
     def _binding_changes(workers: WorkersModel, raw: Any) -> dict[str, dict[str, Any] | None]:
         if not isinstance(raw, list) or not all(isinstance(b, dict) and isinstance(b.get("name"), str) for b in raw):
-            raise errors.invalid_request(f"settings.bindings must be a list of bindings with names, got {raw!r}")
+            raise errors.invalid_request(f"settings.bindings must be a list of bindings with names, got {shown(raw)}")
         latest = require_latest_fully_deployed(workers)
         existing = {b["name"]: b for b in latest.bindings}
         changes: dict[str, dict[str, Any] | None] = {name: None for name in existing}
@@ -334,13 +334,13 @@ class ScriptsApi:
         env = body.get("env", {})
         annotations = body.get("annotations", {})
         if not isinstance(env, dict):
-            raise errors.invalid_request(f"env must be an object of bindings by name, got {env!r}")
+            raise errors.invalid_request(f"env must be an object of bindings by name, got {shown(env)}")
         if not isinstance(annotations, dict):
             raise errors.invalid_request(f"annotations must be an object, got {annotations!r}")
         changes: dict[str, dict[str, Any] | None] = {}
         for name, binding in env.items():
             if binding is not None and not (isinstance(binding, dict) and isinstance(binding.get("type"), str)):
-                raise errors.invalid_request(f"env.{name} must be a binding with a type, or null, got {binding!r}")
+                raise errors.invalid_request(f"env.{name} must be a binding with a type, or null, got {shown(binding)}")
             if binding is not None and binding["type"] == SECRET_BINDING:
                 check_secret(name, binding.get("text"))
             changes[name] = None if binding is None else {**binding, "name": name}

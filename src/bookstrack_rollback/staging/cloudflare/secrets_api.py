@@ -15,7 +15,7 @@ from starlette.responses import Response
 from ..state import Staging
 from . import errors
 from .envelope import check_account, ok
-from .request_parsing import client_source, json_object
+from .request_parsing import client_source, json_object, shown
 from .version_edits import deploy_secret_version, derive_version, secret_changes, secret_names
 from .version_start import start_version
 from .workers import SECRET_BINDING, WorkersModel
@@ -89,7 +89,7 @@ class SecretsApi:
         body = await json_object(request, "secrets patch")
         raw = body.get("secrets")
         if not isinstance(raw, dict) or not raw:
-            raise errors.invalid_secret(f"secrets must be a non-empty object of secrets by name, got {raw!r}")
+            raise errors.invalid_secret(f"secrets must be a non-empty object of secrets by name, got {shown(raw)}")
         secrets: dict[str, str | None] = {}
         for name, entry in raw.items():
             if entry is not None and not isinstance(entry, dict):

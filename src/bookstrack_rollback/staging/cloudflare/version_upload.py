@@ -18,7 +18,7 @@ from typing import Any
 from starlette.requests import Request
 
 from . import errors
-from .request_parsing import parse_multipart, read_body
+from .request_parsing import parse_multipart, read_body, shown
 from .workers import DEFAULT_COMPATIBILITY_DATE, Version
 
 SERVER_SET_ANNOTATIONS = ("workers/triggered_by",)
@@ -140,10 +140,10 @@ def _bindings(raw: Any) -> list[dict[str, Any]]:
     for index, binding in enumerate(raw):
         where = f"metadata.bindings[{index}]"
         if not isinstance(binding, dict):
-            raise errors.invalid_upload(f"{where} must be an object, got {binding!r}")
+            raise errors.invalid_upload(f"{where} must be an object, got {shown(binding)}")
         kind, name = binding.get("type"), binding.get("name")
         if not isinstance(kind, str) or not kind or not isinstance(name, str) or not name:
-            raise errors.invalid_upload(f"{where} needs a non-empty string 'type' and 'name', got {binding!r}")
+            raise errors.invalid_upload(f"{where} needs a non-empty string 'type' and 'name', got {shown(binding)}")
         if name in seen:
             raise errors.invalid_upload(f"{where}: the binding name {name!r} is used twice")
         if kind in _TEXT_BINDINGS and not isinstance(binding.get("text"), str):
