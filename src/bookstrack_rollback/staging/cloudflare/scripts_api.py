@@ -206,7 +206,8 @@ class ScriptsApi:
         latest = workers.versions_newest_first()[0] if workers.versions else None
         source = client_source(request)
         version = workers.upload(
-            bindings=upload.resolve_bindings(latest, workers.get_version, strict=False),
+            bindings=upload.resolve_bindings(latest, workers.get_version,
+                                             strict=request.query_params.get("bindings_inherit") == "strict"),
             annotations=upload.annotations,
             main_module=upload.main_module,
             modules=upload.modules,
