@@ -53,6 +53,9 @@ class StagingConfig:
     api_rate_window_s: float = 300.0
     # the staging's own users (users.py): off by default
     users: UsersTraffic = UsersTraffic()
+    # what answers at the BooksTrack base URL: "python" (the emulation in bookstrack/) or "workerd"
+    # (the deployed versions' own code, run in workerd: workerd/)
+    runtime: str = "python"
 
     def with_overrides(self, **changes: object) -> "StagingConfig":
         return replace(self, **changes)

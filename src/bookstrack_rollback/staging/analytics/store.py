@@ -105,8 +105,10 @@ class AnalyticsStore:
         blobs: Sequence[str] = (),
         doubles: Sequence[float] = (),
         sample_interval: int = 1,
+        at: float | None = None,
     ) -> None:
-        """Write one data point (``writeDataPoint``) to ``dataset`` at the staging clock's now.
+        """Write one data point (``writeDataPoint``) to ``dataset`` at the staging clock's now, or at
+        ``at`` (epoch seconds) when the writer says when it wrote it (a Worker in workerd).
 
         Raises ValueError/TypeError at once for what the real binding refuses: more than 20 blobs or
         doubles, a non-string index or blob, a non-number double, a sample interval below 1.
@@ -128,7 +130,7 @@ class AnalyticsStore:
             raise ValueError(f"sample_interval must be an integer >= 1, got {sample_interval!r}")
         if dataset not in self._datasets_seen:
             self._check_dataset(dataset)
-        row = (self._clock.now(), index1, sample_interval, blobs, doubles)
+        row = (self._clock.now() if at is None else at, index1, sample_interval, blobs, doubles)
         key = (dataset, len(blobs), len(doubles), self._ingestion_lag())
         with self._buffer_lock:
             if self._closed:

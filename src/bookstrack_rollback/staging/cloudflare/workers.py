@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..base import Clock, SeededRandom
@@ -35,6 +35,8 @@ MAX_VERSIONS_PER_DEPLOYMENT = 2
 DEFAULT_COMPATIBILITY_DATE = "2025-09-01"
 DEFAULT_AUTHOR = "drill@bookstrack.example"
 SECRET_BINDING = "secret_text"
+# the seeded history's code when it must run: () -> (main module, modules, bindings)
+HistoryCode = Callable[[], tuple[str, dict[str, bytes], list[dict[str, Any]]]]
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,8 @@ class WorkersModel:
     """
 
     def __init__(
-        self, clock: Clock, rng: SeededRandom, script: str, on_deployment: Callable[[Deployment], None]
+        self, clock: Clock, rng: SeededRandom, script: str, on_deployment: Callable[[Deployment], None],
+        history_code: HistoryCode | None = None,
     ) -> None:
         self._clock = clock
         self._rng = rng
@@ -115,12 +118,14 @@ class WorkersModel:
         self.deployments: list[Deployment] = []  # newest first
         self.settings = ScriptSettings(created_on=clock.iso(clock.now() - 30 * 86400.0))
         self._on_deployment: Callable[[Deployment], None] | None = None  # nobody listens to the past
-        self._seed_history()
+        self._seed_history(history_code)
         self._on_deployment = on_deployment
 
-    def _seed_history(self) -> None:
-        """A short, plausible history: three stable releases days apart, the newest serving."""
+    def _seed_history(self, history_code: HistoryCode | None) -> None:
+        """A short, plausible history: three stable releases days apart, the newest serving. Their code
+        is a placeholder, or ``history_code()`` (main module, modules, bindings) when it must run."""
         now = self._clock.now()
+        main, modules, bindings = history_code() if history_code else ("index.js", None, [])
         for days_ago, tag, message in (
             (14, "1.7.0", "Stable release"),
             (7, "1.8.0", "Hotfix cache issue"),
@@ -128,9 +133,10 @@ class WorkersModel:
         ):
             uploaded = now - days_ago * 86400.0
             version = self.upload(
-                bindings=[],
+                bindings=bindings,
                 annotations={"workers/tag": tag, "workers/message": message},
-                modules={"index.js": f"// BooksTrack API worker {tag}\n".encode()},
+                main_module=main,
+                modules=modules or {"index.js": f"// BooksTrack API worker {tag}\n".encode()},
                 at=uploaded,
             )
             self.deploy([(version.id, 100)], annotations={"workers/message": message}, at=uploaded + 600.0)
@@ -295,6 +301,16 @@ class WorkersModel:
         if self._on_deployment is not None:
             self._on_deployment(deployment)
         return deployment
+
+    def started(self, version_id: str, startup_ms: int) -> Version:
+        """Record how long the runtime took to start a version's code (``startup_time_ms``)."""
+        version = replace(self.require_version(version_id), startup_time_ms=int(startup_ms))
+        self.versions = [version if v.id == version_id else v for v in self.versions]
+        return version
+
+    def discard(self, version_id: str) -> None:
+        """Forget a version just uploaded whose code cannot run (the upload is refused)."""
+        self.versions = [v for v in self.versions if v.id != version_id]
 
     def delete_deployment(self, deployment_id: str) -> Deployment:
         """Forget an old deployment; the serving one cannot be deleted."""

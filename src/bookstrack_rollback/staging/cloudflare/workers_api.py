@@ -14,6 +14,7 @@ from ..state import Staging
 from . import errors
 from .envelope import check_account, ok
 from .request_parsing import MAX_PER_PAGE, Page, client_source, flag, json_object
+from .version_start import start_version
 from .version_upload import parse_version_upload
 from .workers import SECRET_BINDING, Deployment, Version, WorkersModel
 
@@ -155,6 +156,7 @@ class WorkersApi:
             compatibility_date=upload.compatibility_date,
             compatibility_flags=upload.compatibility_flags,
         )
+        version = await start_version(self._staging, version)  # workerd mode: the code must start (else 10021)
         return ok(version_json(version, resources=True))
 
     # --- deployments -------------------------------------------------------------------------

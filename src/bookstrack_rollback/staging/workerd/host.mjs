@@ -16,11 +16,12 @@
  * A version's "worker" spec: {modules: [{name, type, b64}], main, compatibilityDate,
  * compatibilityFlags, vars: {NAME: string | json}, kv: {NAME: namespaceId}, durableObjects:
  * {NAME: className}, analytics: {NAME: dataset}, services: {NAME: "staging" | "missing:<service>"},
- * staging: "127.0.0.1:<port>"}. Each instance runs the version's own Worker (the entry: a thrown
+ * staging: "127.0.0.1:<port>", objects: "<the staging's Durable Object storage directory>"}. Each instance runs the version's own Worker (the entry: a thrown
  * exception comes back as Miniflare's stack, which the staging's proxy turns into the 1101 page) and:
  *   kv        the KV binding, backed by the staging's KV over its /__staging/runtime/kv routes;
- *   analytics the Analytics Engine binding: writeDataPoint hands the point to this host;
- *   tail      the tail consumer: the version's trace items (requests, console.log, exceptions);
+ *   analytics the Analytics Engine binding: writeDataPoint writes the point into the request's trace;
+ *   tail      the tail consumer: the version's trace items (requests, console.log, exceptions), which
+ *             this host splits into the data points and the traces it hands on;
  *   provider  a service binding to the staging (its /__staging/provider routes).
  */
 
@@ -79,6 +80,9 @@ class StagingKV {
 }
 export default (env) => new StagingKV(env);`;
 
+// A data point travels in the request's own trace: workerd delivers every trace to the tail consumer,
+// where a fetch started by writeDataPoint would be cancelled once the response is sent (points lost).
+const POINT_MARK = "\u0000bookstrack-staging:analytics";
 const ANALYTICS = `
 class StagingDataset {
   constructor(env) { this.env = env; }
@@ -89,8 +93,7 @@ class StagingDataset {
     if (blobs.length > 20 || doubles.length > 20) throw new RangeError("a data point has at most 20 blobs and 20 doubles");
     if (indexes.length > 1) throw new RangeError("a data point has at most 1 index");
     const index1 = indexes.length ? String(indexes[0]) : "";
-    this.env.HOST.fetch("http://host/analytics", { method: "POST",
-      body: JSON.stringify({ dataset: this.env.dataset, index1, blobs, doubles, at: Date.now() / 1000 }) });
+    console.log(${JSON.stringify(POINT_MARK)}, JSON.stringify({ dataset: this.env.dataset, index1, blobs, doubles }));
   }
 }
 export default (env) => new StagingDataset(env);`;
@@ -152,12 +155,17 @@ function modulesOf(spec) {
 function optionsFor(key, spec, log) {
   const staging = { external: { address: spec.staging, http: {} } };
   const host = async (request) => {
-    const url = new URL(request.url);
-    if (url.pathname === "/analytics") pending.points.push(await request.json());
-    else if (url.pathname === "/tail") {
-      const items = await request.json();
-      pending.tails.set(key, [...(pending.tails.get(key) ?? []), ...items]);
+    const items = await request.json();
+    const traces = pending.tails.get(key) ?? [];
+    for (const item of items) {
+      const logs = [];
+      for (const log of item.logs ?? []) {
+        if (log.message?.[0] === POINT_MARK) pending.points.push({ ...JSON.parse(log.message[1]), at: log.timestamp / 1000 });
+        else logs.push(log);
+      }
+      traces.push({ ...item, logs });
     }
+    pending.tails.set(key, traces);
     return new Response(null, { status: 204 });
   };
   const wrapped = {};
@@ -182,6 +190,9 @@ function optionsFor(key, spec, log) {
     host: "127.0.0.1",
     port: 0,
     cf: CF, // never fetched from workers.cloudflare.com
+    // one storage for every version: a deployment changes the code an object runs, never its data
+    // (Cloudflare has one namespace per class); the serving version's workerd reloads an object from it
+    durableObjectsPersist: spec.objects || false,
     workers: [
       {
         name: "version",
@@ -196,7 +207,7 @@ function optionsFor(key, spec, log) {
         tails: ["tail"],
       },
       { name: "kv", modules: true, script: KV, serviceBindings: { STAGING: staging } },
-      { name: "analytics", modules: true, script: ANALYTICS, serviceBindings: { HOST: host } },
+      { name: "analytics", modules: true, script: ANALYTICS },
       { name: "tail", modules: true, script: TAIL, compatibilityDate: COMPATIBILITY_DATE, serviceBindings: { HOST: host } },
       { name: "provider", modules: true, script: PROVIDER, compatibilityDate: COMPATIBILITY_DATE, serviceBindings: { STAGING: staging } },
       ...extra,

@@ -16,10 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
-import json
 import secrets
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -41,7 +39,6 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                "transfer-encoding", "upgrade", "host", "content-length"}
 _HANDSHAKE = {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
-BATCH_PATH = "/v1/enrichment/batch"
 
 
 def _plain(text: str, status: int) -> Response:
@@ -69,15 +66,6 @@ async def _answer(send: Send, status: int, body: bytes, content_type: bytes) -> 
     await send({"type": "http.response.body", "body": body})
 
 
-def _job_id(query: bytes) -> str | None:
-    if b"jobId=" not in query:
-        return None
-    for name, value in parse_qsl(query.decode("latin-1")):
-        if name == "jobId":
-            return value
-    return None
-
-
 class WorkerdProxy:
     def __init__(self, staging: Staging) -> None:
         self._staging = staging
@@ -99,7 +87,7 @@ class WorkerdProxy:
             more = message.get("more_body", False)
         query: bytes = scope.get("query_string", b"")
         try:
-            key, base = await runtime.target(_job_id(query))
+            key, base = await runtime.target()
         except Exception as exc:  # the version cannot run: what Cloudflare's edge says for a broken Worker
             await _answer(send, 500, _crash_page(f"the serving version cannot run: {exc}"), _HTML)
             return
@@ -121,24 +109,14 @@ class WorkerdProxy:
         if answer.status == 500 and _THROWN in answer.body:  # Miniflare's entry caught the Worker's throw
             await _answer(send, 500, _crash_page("Worker threw exception"), _HTML)
             return
-        if scope["method"] == "POST" and scope["path"] == BATCH_PATH and answer.status < 300:
-            self._remember_job(answer.body, key)
         await send({"type": "http.response.start", "status": answer.status,
                     "headers": [*answer.headers, (b"content-length", str(len(answer.body)).encode())]})
         await send({"type": "http.response.body", "body": answer.body})
 
-    def _remember_job(self, body: bytes, key: str) -> None:
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-            data = json.loads(body)
-            data = data.get("data", data)
-            job_id = data.get("jobId")
-            if isinstance(job_id, str):
-                self._runtime.created_job(job_id, key)
-
     async def socket(self, websocket: WebSocket) -> None:
         runtime = self._runtime
         try:
-            key, base = await runtime.target(websocket.query_params.get("jobId"))
+            key, base = await runtime.target()
         except Exception as exc:
             await websocket.send_denial_response(Response(_crash_page(f"the serving version cannot run: {exc}"),
                                                           status_code=500, media_type="text/html"))

@@ -6,8 +6,8 @@ or, for the seeded history, when first deployed. A deployment then only switches
 - the serving deployment's versions share the requests by percentage (the workers model draws);
 - a version whose workerd is still starting is waited for, so the first answer after a deploy comes
   from the new code;
-- requests of a progress socket for a job go to the version that created the job: each version has its
-  own Durable Objects here, where Cloudflare shares one namespace between versions;
+- every version's Durable Objects keep their data in one storage, as Cloudflare keeps one namespace per
+  class: after a deployment the new version's workerd loads an object (an enrichment job) from it;
 - versions neither serving nor recently used are stopped (at most ``KEEP`` run).
 Data points and tail items the Workers write arrive as host events and go to the staging's Analytics
 Engine store and tail hub.
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import tempfile
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -43,7 +45,6 @@ class Parts(Protocol):
     tails: TailHub
 
 KEEP = 6  # running versions at most: the serving ones, the rollback target, the recent uploads
-JOB_AFFINITY = 20_000  # job ids remembered
 
 
 @dataclass
@@ -62,9 +63,9 @@ class WorkerdRuntime:
         self._staging = staging
         self._host = WorkerHost(self._on_event)
         self._instances: OrderedDict[str, Instance] = OrderedDict()
-        self._jobs: OrderedDict[str, str] = OrderedDict()  # job id -> instance key
         self._keys: dict[int, tuple[Version, dict[str, Any], str]] = {}  # id(version) -> (version, spec, key)
         self._address = ""
+        self._objects = ""  # the Durable Objects' storage, shared by every version
         self.upstreams = Upstreams()  # kept-alive connections to the running versions
         self.dropped_points = 0
 
@@ -72,6 +73,7 @@ class WorkerdRuntime:
     async def start(self, address: str) -> None:
         """Start the host and the serving versions; ``address`` is the staging's host:port (the sinks)."""
         self._address = address
+        self._objects = tempfile.mkdtemp(prefix="bookstrack-staging-objects-")
         await self._host.start()
         await self.serve_deployment(self._staging.workers.serving_deployment())
 
@@ -79,6 +81,8 @@ class WorkerdRuntime:
         await self.upstreams.close()
         await self._host.close()
         self._instances.clear()
+        if self._objects:
+            shutil.rmtree(self._objects, ignore_errors=True)
 
     @property
     def host_errors(self) -> list[str]:
@@ -103,7 +107,8 @@ class WorkerdRuntime:
         known = self._keys.get(id(version))
         if known is not None and known[0] is version:
             return known[1], known[2]
-        spec = worker_spec(version, staging_address=self._address, kv_exists=self._staging.kv.has_namespace)
+        spec = worker_spec(version, staging_address=self._address, objects_dir=self._objects,
+                           kv_exists=self._staging.kv.has_namespace)
         key = spec_key(version, spec)
         if len(self._keys) > 1000:
             self._keys.clear()
@@ -171,23 +176,11 @@ class WorkerdRuntime:
             await self._host.call("stop", key=key)
 
     # --- requests ---------------------------------------------------------------------------------
-    async def target(self, job_id: str | None = None) -> tuple[str, str]:
+    async def target(self) -> tuple[str, str]:
         """(instance key, base URL) of the running version that answers the next request."""
-        if job_id is not None:
-            key = self._jobs.get(job_id)
-            instance = self._instances.get(key) if key else None
-            if instance is not None and instance.ready.done() and instance.ready.exception() is None:
-                instance.used_at = time.monotonic()
-                return instance.key, instance.ready.result()
         version = self._staging.workers.version_for_request()
         instance = self._instance(version)
         return instance.key, await asyncio.shield(instance.ready)
-
-    def created_job(self, job_id: str, key: str) -> None:
-        self._jobs[job_id] = key
-        self._jobs.move_to_end(job_id)
-        while len(self._jobs) > JOB_AFFINITY:
-            self._jobs.popitem(last=False)
 
     def forget(self, key: str) -> None:
         """An instance stopped answering: start it again on the next request."""
@@ -216,6 +209,7 @@ class WorkerdRuntime:
                     str(point.get("dataset")), index1=str(point.get("index1", "")),
                     blobs=[str(b) for b in point.get("blobs") or []],
                     doubles=[float(d) for d in point.get("doubles") or []],
+                    at=float(point["at"]) if isinstance(point.get("at"), (int, float)) else None,
                 )
             except (TypeError, ValueError):
                 self.dropped_points += 1

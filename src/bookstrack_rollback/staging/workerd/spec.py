@@ -36,7 +36,8 @@ def startup_error(detail: str) -> CloudflareError:
                            if not detail.startswith("Uncaught") else detail)
 
 
-def worker_spec(version: Version, *, staging_address: str, kv_exists: Callable[[str], bool]) -> dict[str, Any]:
+def worker_spec(version: Version, *, staging_address: str, objects_dir: str,
+                kv_exists: Callable[[str], bool]) -> dict[str, Any]:
     """The host's worker spec for ``version``; raises :class:`CloudflareError` (10021) for a binding
     the embedded staging cannot provide."""
     spec: dict[str, Any] = {
@@ -47,6 +48,7 @@ def worker_spec(version: Version, *, staging_address: str, kv_exists: Callable[[
         "compatibilityFlags": list(version.compatibility_flags),
         "vars": {}, "kv": {}, "durableObjects": {}, "analytics": {}, "services": {},
         "staging": staging_address,
+        "objects": objects_dir,
     }
     for binding in version.bindings:
         kind, name = binding.get("type"), str(binding.get("name"))
@@ -81,7 +83,7 @@ def worker_spec(version: Version, *, staging_address: str, kv_exists: Callable[[
 
 def spec_key(version: Version, spec: dict[str, Any]) -> str:
     """One running instance per distinct code and bindings: a reset may draw a used id again."""
-    text = json.dumps({k: v for k, v in spec.items() if k != "staging"}, sort_keys=True)
+    text = json.dumps({k: v for k, v in spec.items() if k not in ("staging", "objects")}, sort_keys=True)
     return version.id + ":" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
