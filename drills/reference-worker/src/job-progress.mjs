@@ -101,7 +101,7 @@ export class JobProgress extends DurableObject {
 
   message(kind, payload) {
     return {
-      type: kind, jobId: this.job.jobId, pipeline: PIPELINE, timestamp: Date.now(), version: MESSAGE_VERSION,
+      type: kind, jobId: this.job?.jobId ?? this.jobId, pipeline: PIPELINE, timestamp: Date.now(), version: MESSAGE_VERSION,
       payload: { type: kind, ...payload },
     };
   }
@@ -168,7 +168,9 @@ export class JobProgress extends DurableObject {
 
   // --- the progress socket's handshake --------------------------------------------------------------
   async fetch(request) {
-    const token = new URL(request.url).searchParams.getAll("token").at(-1);
+    const params = new URL(request.url).searchParams;
+    const token = params.getAll("token").at(-1);
+    this.jobId = params.get("jobId"); // the object's name: what a restarted object says its messages are about
     const issued = this.job?.issued ?? (await this.ctx.storage.get("issued"));
     if (!issued || !token || token !== issued.token) return refusal("Unauthorized", "UNAUTHORIZED");
     if (Date.now() > issued.expiresAt) return refusal("Token expired", "TOKEN_EXPIRED");
@@ -200,8 +202,9 @@ export class JobProgress extends DurableObject {
       }
       return;
     }
-    if (this.job === null) return; // an evicted object: the job is gone, the token still opens
-    this.job.markReady();
+    // an object restarted since the job (a deployment, an eviction) has its token but not the job: the
+    // socket still answers ready with ready_ack (connectivity), it only has no progress left to send
+    this.job?.markReady();
     try {
       server.send(JSON.stringify(this.message("ready_ack", {})));
     } catch {
