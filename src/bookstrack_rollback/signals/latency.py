@@ -4,13 +4,16 @@ A P95 above a threshold is more than 5% of requests slower than it: a P95 is jud
 request sent counts, answered or not:
 - answered: slow or fast by its latency (a timeout counts as its timeout);
 - unanswered for longer than the threshold: slow, whenever it answers;
-- unanswered for less: unknown. It counts as slow when judging that the P95 is under the threshold, and
-  as fast when judging that it is over: either judgement holds whatever those requests turn out to be.
+- unanswered for less: unknown. It counts as fast when judging that the P95 is over the threshold.
 
-So a P95 is never judged on the answers that came back first, and the answers already in need not wait
-for the threshold to pass. (The interval's low end comes from the known slow requests, its high end from
-the known slow and the unknown; each end keeps its guarantee, fixed-sample or anytime-valid, since
-the true count lies between the two.)
+The interval's low end (is the P95 over?) comes from every request, the unknown ones counted fast. Its
+high end (is the P95 under?) comes from the requests sent at least the threshold ago, whose every
+outcome is known: answered, or unanswered and so slow. Counting the young unanswered requests as slow
+instead would hold a PASS back for ever under steady probing (at any moment rate x latency requests are
+in flight: 5% of them at 38 requests/s and 80 ms), and keeping the young answered ones would pick the
+fast ones. Before any request is that old, the high end counts the unknown as slow. Either way a P95 is
+never judged on the answers that came back first, and each end keeps its guarantee, fixed-sample or
+anytime-valid.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class SlowShare:
     unknown: int  # unanswered, for less than the threshold
     total: int  # every request sent and judged: answered (errors other than timeouts aside) and unanswered
     latencies: tuple[float, ...]  # the answered ones' latencies, the unanswered ones' as +inf
+    matured_slow: int = 0  # among the requests sent at least the threshold ago (every outcome known)
+    matured_total: int = 0
 
     @property
     def value(self) -> float:
@@ -40,7 +45,10 @@ class SlowShare:
 
     def bounds(self, confidence: float, anytime: bool) -> tuple[float, float]:
         low = Rate(self.slow, self.total).bounds(confidence, anytime)[0]
-        high = Rate(self.slow + self.unknown, self.total).bounds(confidence, anytime)[1]
+        if self.matured_total:
+            high = Rate(self.matured_slow, self.matured_total).bounds(confidence, anytime)[1]
+        else:
+            high = Rate(self.slow + self.unknown, self.total).bounds(confidence, anytime)[1]
         return low, high
 
     def judge_p95_below(self, confidence: float, anytime: bool) -> Judgement:
@@ -61,8 +69,12 @@ class SlowShare:
 
 def slow_share(samples: Sequence[ProbeSample], pending: Sequence[PendingProbe], threshold_ms: float,
                now: float) -> SlowShare:
-    answered = [s.latency_ms for s in samples if not s.is_error or s.outcome == "timeout"]
-    overdue = sum(1 for p in pending if (now - p.at) * 1000 > threshold_ms)
-    return SlowShare(threshold_ms, sum(latency > threshold_ms for latency in answered) + overdue,
+    cutoff = now - threshold_ms / 1000.0
+    answered = [s for s in samples if not s.is_error or s.outcome == "timeout"]
+    overdue = sum(1 for p in pending if p.at < cutoff)
+    matured = [s.latency_ms for s in answered if s.at <= cutoff]
+    return SlowShare(threshold_ms, sum(s.latency_ms > threshold_ms for s in answered) + overdue,
                      len(pending) - overdue, len(answered) + len(pending),
-                     tuple(answered) + (math.inf,) * len(pending))
+                     tuple(s.latency_ms for s in answered) + (math.inf,) * len(pending),
+                     matured_slow=sum(latency > threshold_ms for latency in matured) + overdue,
+                     matured_total=len(matured) + overdue)
