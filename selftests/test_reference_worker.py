@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from waiting import wait_until
+from bookstrack_rollback.faults import RUNTIME_FLAG_KEY
 from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
 from bookstrack_rollback.staging.workerd import spec
 
@@ -129,7 +130,7 @@ def worker(workerd_staging: RunningStaging) -> Iterator[Side]:
     """The workerd staging, reset; the earlier tests' data points have all landed before the reset."""
     side = Side(workerd_staging)
     mark = f"/__mark-{next(_marks)}"
-    assert side.http.get(mark).status_code == 404
+    side.http.get(mark)  # 404, or whatever the previous test's version answers: a data point either way
     wait_until(lambda: any(key[0] == mark for key in side.performance()), timeout=15,
                what=f"the data point of {mark} (every earlier point has landed)")
     reset(side)
@@ -140,7 +141,8 @@ def worker(workerd_staging: RunningStaging) -> Iterator[Side]:
 @pytest.fixture
 def emulation(python_staging: RunningStaging) -> Iterator[Side]:
     side = Side(python_staging)
-    reset(side)
+    reset(side)  # keeps the configuration: set /health's knobs back
+    side.http.patch("/__staging/config", json={"health_shape": "version", "health_status": "ok"}).raise_for_status()
     yield side
     side.close()
 
@@ -150,8 +152,10 @@ def comparable(answer: httpx.Response) -> Any:
     """An answer without what differs between two correct answers: timestamps, processing times, tokens."""
     if not answer.content:
         return b""
+    if answer.status_code == 500 and "Worker threw exception" in answer.text:
+        return "<the worker threw>"  # Cloudflare's 1101 page (or the runtime's own sentence), not the worker's answer
     if "json" not in answer.headers.get("content-type", ""):
-        return answer.text if answer.status_code != 500 else ("1101" in answer.text or answer.text)
+        return answer.text
     body = answer.json()
     metadata = body.get("metadata") if isinstance(body, dict) else None
     if isinstance(metadata, dict):
@@ -173,7 +177,8 @@ def compare(worker: Side, emulation: Side, requests: list[Request]) -> list[tupl
         where = f"{method} {path} {kwargs}"
         assert got.status_code == expected.status_code, f"{where}: workerd {got.status_code} {got.text[:300]}, emulation {expected.status_code} {expected.text[:300]}"
         assert comparable(got) == comparable(expected), where
-        assert got.headers.get("access-control-allow-origin") == "*", f"{where}: no CORS header"
+        crashed = comparable(got) == "<the worker threw>"  # Cloudflare's page, not the worker's answer
+        assert crashed or got.headers.get("access-control-allow-origin") == "*", f"{where}: no CORS header"
         answers.append((got, expected))
     return answers
 
@@ -183,8 +188,10 @@ def same_answers(worker: Side, emulation: Side, requests: list[Request]) -> list
     return [got for got, _ in compare(worker, emulation, requests)]
 
 
-def same_rows(worker: Side, emulation: Side, *, performance: int, cache: int = 0) -> None:
+def same_rows(worker: Side, emulation: Side) -> None:
     """Both stagings' Analytics Engine rows, once the worker's have arrived, are the same multiset."""
+    performance, cache = sum(emulation.performance().values()), sum(emulation.cache_events().values())
+    assert performance, "the emulation wrote data points"
     wait_until(lambda: sum(worker.performance().values()) >= performance and sum(worker.cache_events().values()) >= cache,
                timeout=15, what=f"{performance} performance and {cache} cache data points of the worker")
     assert worker.performance() == emulation.performance()
@@ -234,7 +241,7 @@ def test_the_three_searches_answer_what_the_emulation_answers_from_the_same_cata
     assert dune["metadata"]["provider"] == "openlibrary" and dune["metadata"]["cached"] is False
     refusals = [(a.status_code, a.json()["error"]["code"]) for a in answers[8:]]
     assert refusals == [(400, "INVALID_QUERY")] * 2 + [(400, "INVALID_ISBN")] * 2 + [(400, "INVALID_QUERY")] * 2
-    same_rows(worker, emulation, performance=len(requests), cache=8)
+    same_rows(worker, emulation)
 
 
 def test_a_repeated_search_is_an_edge_cache_hit_with_its_cache_source(worker: Side, emulation: Side):
@@ -243,7 +250,7 @@ def test_a_repeated_search_is_an_edge_cache_hit_with_its_cache_source(worker: Si
     first, again, isbn, isbn_again = (a.json()["metadata"] for a in same_answers(worker, emulation, requests))
     assert (first["cached"], again["cached"], again["cacheSource"]) == (False, True, "EDGE_FRESH")
     assert (isbn["cached"], isbn_again["cacheSource"]) == (False, "EDGE_FRESH")
-    same_rows(worker, emulation, performance=4, cache=4)
+    same_rows(worker, emulation)
     assert worker.cache_events()[("edge_hit_fresh", "edge_hit_fresh", "search:title:great gatsby")] == 1
 
 
@@ -271,7 +278,29 @@ def test_unknown_paths_and_methods_answer_the_404_shape_and_options_the_cors_pre
         assert got.status_code == expected.status_code == 204
         wanted = ("access-control-allow-origin", "access-control-allow-methods", "access-control-allow-headers", "access-control-max-age")
         assert {h: got.headers.get(h) for h in wanted} == {h: expected.headers.get(h) for h in wanted}
-    same_rows(worker, emulation, performance=4)  # OPTIONS and /__staging/... write nothing
+    same_rows(worker, emulation)  # OPTIONS and /__staging/... write nothing
+
+
+def test_tail_shows_the_workers_requests_with_its_one_log_line_each(worker: Side):
+    created = worker.api.post(f"{worker.scripts}/tails", json={})
+    assert created.status_code == 200, created.text
+    events: list[dict[str, Any]] = []
+    with connect(created.json()["result"]["url"], subprotocols=["trace-v1"], open_timeout=10) as tail:
+        tail.send(json.dumps({"debug": False}))
+
+        def seen() -> bool:
+            worker.http.get("/v1/search/isbn", params={"isbn": "tailed"})
+            try:
+                events.append(json.loads(tail.recv(timeout=0.5)))
+            except TimeoutError:
+                return False
+            return any("isbn=tailed" in e["event"]["request"]["url"] for e in events)
+
+        wait_until(seen, timeout=15, what="a tail event of the tailed search")
+    event = next(e for e in events if "isbn=tailed" in e["event"]["request"]["url"])
+    assert event["event"]["response"]["status"] == 400 and event["outcome"] == "ok"
+    lines = [" ".join(map(str, log["message"])) for log in event["logs"]]
+    assert len(lines) == 1 and lines[0].startswith("GET /v1/search/isbn 400 INVALID_ISBN"), lines
 
 
 # --- batch, rate limit, progress socket -------------------------------------------------------------------
@@ -378,6 +407,199 @@ def test_the_batch_endpoint_allows_ten_requests_a_minute_per_ip_then_answers_the
     assert 1 <= retry <= 60 and refused.headers["retry-after"] == str(retry)
     assert (refused.headers["x-ratelimit-limit"], refused.headers["x-ratelimit-remaining"]) == ("10", "0")
     assert abs(int(refused.headers["x-ratelimit-reset"]) - (time.time() + retry) * 1000) < 3000, "epoch ms of the window's end"
-    same_rows(worker, emulation, performance=12)
+    same_rows(worker, emulation)
     other = worker.http.post("/v1/enrichment/batch", json={"jobId": "x", "books": [{"title": "a"}]}, headers={"CF-Connecting-IP": fresh_ip()})
     assert other.status_code == 202, "the limit is per client IP"
+
+
+# --- every fault kind of the hook, acted out in workerd -------------------------------------------------------
+def fault(label: str, **fields: Any) -> str:
+    """A FAULT_PROFILE text of its own (the label names the test: a reused instance has never seen it)."""
+    return json.dumps({**fields, "label": label})
+
+
+UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+           "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+
+def every_endpoint(ip: str) -> list[Request]:
+    return [
+        get("/health"), get("/v1/search/title", q="hamlet"), get("/v1/search/title", q="hamlet"),
+        get("/v1/search/isbn", isbn="9780743273565"), get("/v1/search/advanced", title="dune"), get("/v1/search/title"),
+        get("/v2/nothing-here"), batch_request(f"job-{ip}", [{"title": "Dune"}], ip),
+        get("/ws/progress", jobId=f"job-{ip}"), ("GET", "/ws/progress", {"params": {"jobId": f"job-{ip}", "token": "t"}, "headers": UPGRADE}),
+    ]
+
+
+PARITY_FAULTS = {
+    "server-errors": {"error_rate": 1.0, "share_5xx": 1.0},
+    "client-errors": {"error_rate": 1.0, "share_5xx": 0.0},
+    "outage": {"outage": True},
+    "websocket-failures": {"ws_failure_rate": 1.0},
+    "cache-off": {"cache_off": True},
+    "provider-timeouts": {"provider_timeouts": 1.0, "provider_timeout_ms": 150},
+    "telemetry-quirks": {"quirks": ["health_constant", "blob3_always_miss", "double1_500"]},
+}
+
+
+@pytest.mark.parametrize("name", PARITY_FAULTS)
+def test_a_deployed_fault_profile_answers_and_writes_telemetry_as_the_emulation(worker: Side, emulation: Side, name: str):
+    text = fault(f"parity {name}", **PARITY_FAULTS[name])
+    for side in (worker, emulation):
+        side.deploy(f"fault-{name}", FAULT_PROFILE=text)
+    answers = same_answers(worker, emulation, every_endpoint(fresh_ip()))
+    statuses = [a.status_code for a in answers]
+    if name == "outage":
+        assert statuses == [500] * len(answers), "/health included"
+        assert all("1101" in a.text for a in answers[:-1]), "Cloudflare's 1101 page"
+    elif name == "server-errors":
+        assert statuses == [200, 500, 500, 500, 500, 500, 404, 500, 426, 401]
+    elif name == "websocket-failures":
+        assert statuses[-1] == 500 and statuses[:-1] == [200, 200, 200, 200, 200, 400, 404, 202, 426]
+    elif name in ("cache-off", "provider-timeouts"):
+        assert answers[2].json()["metadata"]["cached"] is False, "a repeated search misses"
+        if name == "provider-timeouts":
+            assert {a.json()["metadata"]["provider"] for a in answers[1:5]} == {"none"}
+    same_rows(worker, emulation)
+
+
+def test_an_unusable_fault_profile_answers_500_naming_the_field_on_every_request(worker: Side):
+    worker.deploy("broken", FAULT_PROFILE='{"error_rat": 0.1, "label": "unusable"}')
+    answers = [worker.http.request(method, path, **kwargs) for method, path, kwargs in every_endpoint(fresh_ip())]
+    for answer in answers:
+        assert answer.status_code == 500, f"{answer.request.url}: {answer.status_code}"
+        error = answer.json()["error"]
+        assert error["code"] == "INTERNAL_ERROR" and error["message"].startswith("FAULT_PROFILE cannot be used: unknown fault profile field(s) error_rat")
+        assert error["details"] == {"source": "FAULT_PROFILE", "field": "error_rat"}
+    wait_until(lambda: worker.performance()[("/health", "INTERNAL_ERROR", "MISS", 500.0)] == 1, timeout=10,
+               what="the broken version's /health data point")
+
+
+def within(count: int, n: int, p: float, sigmas: float = 4.0) -> bool:
+    return abs(count - n * p) <= sigmas * (n * p * (1 - p)) ** 0.5 + 1
+
+
+def test_an_error_rate_fails_its_share_of_api_requests_and_splits_them_by_the_5xx_share(worker: Side):
+    worker.deploy("error-share", FAULT_PROFILE=fault("error share", error_rate=0.5, share_5xx=0.4))
+    n = 300
+    statuses = Counter(worker.http.get("/v1/search/isbn", params={"isbn": "9780743273565"}).status_code for _ in range(n))
+    assert within(statuses[500], n, 0.2) and within(statuses[400], n, 0.3), f"{dict(statuses)} of {n}"
+    assert statuses[200] + statuses[500] + statuses[400] == n
+    assert {worker.http.get("/health").status_code for _ in range(20)} == {200}, "/health is not an API endpoint"
+
+
+def test_injected_latency_slows_the_endpoint_and_counts_in_processing_time(worker: Side):
+    worker.deploy("slow-title", FAULT_PROFILE=fault("slow title", latency={"title": {"p50_ms": 250, "p95_ms": 300}}))
+    for query in ("hamlet", "hamlet", "emma"):
+        started = time.monotonic()
+        answer = worker.http.get("/v1/search/title", params={"q": query})
+        assert answer.status_code == 200 and time.monotonic() - started >= 0.15
+        assert answer.json()["metadata"]["processingTime"] >= 150, "the injected delay is part of the processing time"
+    health = []
+    for _ in range(5):
+        started = time.monotonic()
+        assert worker.http.get("/health").status_code == 200
+        health.append(time.monotonic() - started)
+    assert sorted(health)[2] < 0.15, f"/health is not slowed: {health}"
+    wait_until(lambda: sum(n for (path, _, _, _), n in worker.performance().items() if path == "/v1/search/title") == 3,
+               timeout=10, what="the three title searches' data points")
+    slow = worker.rows("SELECT double2 FROM books_api_performance WHERE blob1 = '/v1/search/title'")
+    assert all(row["double2"] >= 150 for row in slow), slow
+
+
+def test_a_profile_with_duration_s_stops_by_itself(worker: Side):
+    worker.deploy("blip", FAULT_PROFILE=fault("blip", error_rate=1.0, duration_s=1))
+    started = time.monotonic()
+    assert worker.http.get("/v1/search/title", params={"q": "hamlet"}).status_code == 500
+    wait_until(lambda: worker.http.get("/v1/search/title", params={"q": "hamlet"}).status_code == 200, timeout=10,
+               every=0.1, what="the blip to end")
+    assert time.monotonic() - started >= 0.9, "the fault held for its duration"
+
+
+def test_data_loss_deletes_the_canary_once_through_the_kv_binding_as_the_emulation_loses_it(worker: Side, emulation: Side):
+    text = fault("data loss", data_loss=[CANARY])
+    assert worker.staging.kv.get_own(CANARY) is not None
+    worker.deploy("data-loss", FAULT_PROFILE=text)
+    emulation.deploy("data-loss", FAULT_PROFILE=text)
+    assert worker.http.get("/health").status_code == 200
+    assert worker.staging.kv.get_own(CANARY) is None and emulation.staging.kv.get_own(CANARY) is None
+    assert worker.staging.kv.get_own("canary/library/2") is not None, "only the listed keys"
+    worker.staging.kv.put_own(CANARY, b'{"restored": true}')  # the drill restores its canaries itself
+    for _ in range(3):
+        assert worker.http.get("/v1/search/title", params={"q": "hamlet"}).status_code == 200
+    assert worker.staging.kv.get_own(CANARY) == b'{"restored": true}', "deleted once per profile text and isolate"
+
+
+# --- the runtime KV flag -----------------------------------------------------------------------------------------
+def set_flag(side: Side, text: str | None) -> None:
+    if text is None:
+        side.staging.kv.delete_own(RUNTIME_FLAG_KEY)
+    else:
+        side.staging.kv.put_own(RUNTIME_FLAG_KEY, text.encode())
+
+
+def test_the_runtime_flag_is_seen_within_its_ttl_and_a_cleared_flag_heals(worker: Side):
+    search = lambda: worker.http.get("/v1/search/isbn", params={"isbn": "9780441172719"})  # noqa: E731
+    assert search().status_code == 200
+    set_flag(worker, fault("flag errors", error_rate=1.0, share_5xx=0.0))
+    wait_until(lambda: search().status_code == 400, timeout=15, every=0.2, what="the runtime flag's errors")
+    assert search().json()["error"]["code"] == "INVALID_QUERY"
+    set_flag(worker, '{"share_5xx": -1}')
+    wait_until(lambda: worker.http.get("/health").status_code == 500, timeout=15, every=0.2, what="the unusable flag")
+    error = worker.http.get("/health").json()["error"]
+    assert error["message"].startswith("the runtime fault flag cannot be used: share_5xx")
+    assert error["details"] == {"source": "the runtime fault flag", "field": "share_5xx"}
+    set_flag(worker, None)
+    wait_until(lambda: search().status_code == 200 and worker.http.get("/health").status_code == 200, timeout=15,
+               every=0.2, what="the cleared flag to heal")
+
+
+def test_provider_timeouts_of_the_runtime_flag_spare_cached_answers_as_the_emulation_does(worker: Side):
+    cached = lambda: worker.http.get("/v1/search/title", params={"q": "pride and prejudice"}).json()["metadata"]  # noqa: E731
+    assert cached()["cached"] is False and cached()["cached"] is True
+    # health_constant makes the flag visible on /health: it tells when the hook has read it
+    set_flag(worker, fault("flag timeouts", provider_timeouts=1.0, provider_timeout_ms=150, quirks=["health_constant"]))
+    wait_until(lambda: "endpoints" in worker.http.get("/health").json(), timeout=15, every=0.2, what="the flag to be read")
+    started = time.monotonic()
+    answer = worker.http.get("/v1/search/isbn", params={"isbn": "9780743477123"}).json()
+    assert time.monotonic() - started >= 0.14 and answer["metadata"]["provider"] == "none" and answer["data"]["works"] == [], answer
+    assert cached()["cacheSource"] == "EDGE_FRESH", "the edge cache answers before any provider is asked"
+    set_flag(worker, None)
+    wait_until(lambda: "data" in worker.http.get("/health").json(), timeout=15, every=0.2, what="the cleared flag to be read")
+    assert worker.http.get("/v1/search/isbn", params={"isbn": "9780743477123"}).json()["metadata"]["provider"] == "google-books"
+
+
+# --- jobs under faults ---------------------------------------------------------------------------------------------
+def start_job(side: Side, books: list[dict[str, Any]]) -> tuple[int, str, str]:
+    ip = fresh_ip()
+    answer = side.http.post("/v1/enrichment/batch", json={"jobId": f"job-{ip}", "books": books}, headers={"CF-Connecting-IP": ip})
+    return answer.status_code, f"job-{ip}", (answer.json().get("data") or {}).get("token", "")
+
+
+def test_enrichment_fails_per_book_when_the_providers_time_out(worker: Side):
+    worker.deploy("job-timeouts", FAULT_PROFILE=fault("job timeouts", provider_timeouts=1.0, provider_timeout_ms=50))
+    status, job_id, token = start_job(worker, [{"title": "Dune"}, {"title": "Emma"}])
+    assert status == 202
+    messages, code, _ = read_socket(worker, job_id, token)
+    assert [m["payload"]["status"] for m in messages[2:4]] == ["Enriching (1/2): Dune [failed]", "Enriching (2/2): Emma [failed]"]
+    summary = messages[-1]["payload"]["summary"]
+    assert (summary["successCount"], summary["failureCount"], code) == (0, 2, 1000)
+
+
+def test_a_job_fails_as_often_as_its_version_fails_requests_with_a_5xx(worker: Side):
+    worker.deploy("job-failures", FAULT_PROFILE=fault("job failures", error_rate=0.5, share_5xx=1.0))
+    for _ in range(40):  # half the batches are refused, half the accepted jobs fail: 40 tries miss with p < 1e-5
+        status, job_id, token = start_job(worker, [{"title": "Dune"}, {"title": "It's"}])
+        if status != 202:
+            assert status == 500
+            continue
+        messages, code, reason = read_socket(worker, job_id, token)
+        if messages[-1]["type"] == "error":
+            break
+    else:
+        raise AssertionError("no job failed in 40 batches at a 5xx rate of 50%")
+    assert (code, reason) == (1011, "Job failed")
+    payload = messages[-1]["payload"]
+    assert payload["code"] == "E_BATCH_PROCESSING_FAILED" and payload["retryable"] is True
+    assert payload["message"] in ("Enrichment provider failed while enriching 'Dune'",
+                                  "Enrichment provider failed while enriching \"It's\"")
