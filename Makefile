@@ -14,15 +14,18 @@ NODE22_STAMP := $(NODE22)/node_modules/.installed-$(shell cat $(NODE22)/package.
 # Outer deadline for any pytest run (xdist can hang on a crashed worker: shared/notes/ecosystem.md)
 DEADLINE ?= 1800
 PORT ?= 8787
+STAGING_RUNTIME ?= python
 
 .PHONY: help venv clients browser test drill verify staging bench bench-real-time clean
 
 help:
 	@echo "make drill    run the suites against the embedded staging (the main job)"
+	@echo "              STAGING_RUNTIME=workerd: the staging runs the reference Worker's code in workerd"
+	@echo "              WORKER_DIR=path/to/worker: drill your own worker, locally, first (in workerd)"
 	@echo "              BOOKSTRACK_TARGET=staging DRILL_SCENARIOS=error-spike DEADLINE=3600: the real staging"
 	@echo "make test     run the project's own tests (selftests/)"
 	@echo "make verify   pytest -m verify (TARGET=production EXPECT_VERSION=... for a real target)"
-	@echo "make staging  serve the embedded staging on 127.0.0.1:$(PORT) (Ctrl-C to stop)"
+	@echo "make staging  serve the embedded staging on 127.0.0.1:$(PORT) (Ctrl-C to stop; STAGING_RUNTIME=workerd)"
 	@echo "make clients  install the real Cloudflare clients checked by the compatibility tests"
 	@echo "              (wrangler 4.86 on this node, the newest wrangler 4.x on Node 22, the cloudflare SDK)"
 	@echo "make bench    run the benchmarks and print their figures"
@@ -71,8 +74,12 @@ test: clients browser
 # `allure run` reads the results as pytest writes them and judges each drill against its budgets (the quality
 # gate of allurerc.mjs): it prints which drill broke which budget and keeps that in reports/allure-drill.zip,
 # from which both Allure reports are generated. Its own exit status is the gate's; pytest's is kept apart.
+# STAGING_RUNTIME=workerd: the embedded staging runs the reference Worker's own code in workerd (the README
+# says why python is the default). WORKER_DIR=path: drill your own worker, locally, first (workerd implied).
 DRILL_PYTEST = timeout $(DEADLINE) $(BIN)/python -m pytest tests drills -m "verify or triage or drill" \
-	$(if $(DRILL_SCENARIOS),-k "not test_drill or $(DRILL_SCENARIOS)") --alluredir=reports/allure-results -p no:cacheprovider -q
+	$(if $(DRILL_SCENARIOS),-k "not test_drill or $(DRILL_SCENARIOS)") --alluredir=reports/allure-results -p no:cacheprovider -q \
+	--staging-runtime $(STAGING_RUNTIME) $(if $(WORKER_DIR),--drill-worker-dir "$(abspath $(WORKER_DIR))") \
+	$(if $(WORKER_ENV),--drill-worker-env "$(WORKER_ENV)")
 drill: venv $(NODE_STAMP)
 	rm -rf reports/allure-results reports/allure-report reports/allure-report-single reports/allure-drill.zip reports/.pytest-status
 	@node_modules/.bin/allure run -c allurerc.mjs --ignore-logs --results-dir reports/allure-results --dump reports/allure-drill -- \
@@ -99,8 +106,8 @@ verify: venv
 	timeout $(DEADLINE) $(BIN)/python -m pytest tests -m verify --target $(TARGET) \
 		$(if $(EXPECT_VERSION),--expect-version $(EXPECT_VERSION)) --alluredir=reports/allure-results -p no:cacheprovider
 
-staging: venv
-	$(BIN)/python -m bookstrack_rollback.staging --port $(PORT) --users-rate 50
+staging: venv $(NODE_STAMP)
+	$(BIN)/python -m bookstrack_rollback.staging --port $(PORT) --users-rate 50 --runtime $(STAGING_RUNTIME)
 
 bench: venv
 	@for b in benchmarks/bench_*.py; do [ $$b = benchmarks/bench_real_time.py ] && continue; \

@@ -79,7 +79,7 @@ def switches() -> dict[str, float]:
         base = staging.base_url
         wait_healthy(base)
         info = httpx.get(base + "/__staging/info", timeout=10).json()
-        api = httpx.Client(base_url=f"{base}/client/v4/accounts/{info['account_id']}/workers/scripts/{info['worker']}",
+        api = httpx.Client(base_url=f"{base}/client/v4/accounts/{info['account_id']}/workers/scripts/{info['worker_name']}",
                            headers={"Authorization": f"Bearer {DEV_TOKEN}"}, timeout=30)
         serving = api.get("/deployments").json()["result"]["deployments"][0]["versions"][0]["version_id"]
         stable = api.get(f"/versions/{serving}").json()["result"]

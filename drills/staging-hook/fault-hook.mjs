@@ -57,7 +57,7 @@
  * Differences from the embedded staging: provider timeouts do not look at the worker's edge cache
  * first unless delegated (the embedded staging answers a cache hit); injected batch errors come
  * before the worker's rate limit (the embedded staging answers 429 first); an outage throws on
- * OPTIONS too; the runtime flag is seen up to runtimeFlagTtlMs late, plus KV's own propagation
+ * OPTIONS too; the runtime flag is seen up to runtimeFlagTtlMs (or the variable FAULT_FLAG_TTL_MS) late, plus KV's own propagation
  * delay (up to about 60 s); data loss happens on the first request that sees the profile, not at
  * the deployment, and once per text (a runtime flag set again with the same text deletes nothing
  * more in that isolate); parseFaultProfile refuses the non-standard JSON literals NaN and Infinity
@@ -276,7 +276,11 @@ export function withFaultProfile(handler, options = {}) {
   const lost = new Set(); // the profile texts whose data_loss this isolate has acted out
 
   async function runtimeText(env) {
-    if (now() - flag.readAt < ttlMs) return flag.text;
+    // FAULT_FLAG_TTL_MS (a variable) overrides the option: a staging drilled at a small time scale reads
+    // the flag more often, so that a runtime fault set before a deploy is live before it
+    const ttl = Number.isFinite(Number(env.FAULT_FLAG_TTL_MS)) && env.FAULT_FLAG_TTL_MS !== undefined
+      ? Number(env.FAULT_FLAG_TTL_MS) : ttlMs;
+    if (now() - flag.readAt < ttl) return flag.text;
     flag.readAt = now();
     try {
       const text = await env[kvBinding]?.get(RUNTIME_FLAG_KEY);
@@ -311,7 +315,7 @@ export function withFaultProfile(handler, options = {}) {
     const url = new URL(request.url);
     const route = ROUTES.get(url.pathname);
     const endpoint = route && (route[1] === null || route[1].includes(request.method)) ? route[0] : "unknown";
-    let profile = healthy();
+    let profile = null; // the composed profile, once both sources are usable
     let delayMs = 0;
     const injected = (kind, status, code, answer) => {
       if (onInjected) {
@@ -327,12 +331,12 @@ export function withFaultProfile(handler, options = {}) {
     await loseData(fromFlag, env);
     for (const [seen, where] of [[fromDeploy, "FAULT_PROFILE"], [fromFlag, "the runtime fault flag"]]) {
       if (seen.profile instanceof Error) {
-        profile = null;
         return injected("unusable", 500, "INTERNAL_ERROR",
           errorEnvelope(500, "INTERNAL_ERROR", `${where} cannot be used: ${seen.profile.message}`, timestamp(),
             { source: where, field: seen.profile.field }));
       }
     }
+    profile = healthy();
     if (fromDeploy.profile && live(fromDeploy, started)) profile = fromDeploy.profile;
     if (fromFlag.profile && live(fromFlag, started)) profile = composeProfiles(profile, fromFlag.profile);
 

@@ -111,4 +111,7 @@ def reference_bindings(*, kv_namespace: str, performance_dataset: str, cache_dat
         {"type": "service", "name": "PROVIDER", "service": PROVIDER_SERVICES[0]},
         {"type": "version_metadata", "name": "CF_VERSION_METADATA"},
         {"type": "plain_text", "name": "HEALTH_SHAPE", "text": health_shape},
+        # the hook reads the runtime fault flag every 100 ms, not 5 s: a drill at time scale 0.02 sets the
+        # flag 1.2 s before its deploy (the emulation applies it at once)
+        {"type": "plain_text", "name": "FAULT_FLAG_TTL_MS", "text": "100"},
     ]
