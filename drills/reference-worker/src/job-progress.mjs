@@ -170,7 +170,7 @@ export class JobProgress extends DurableObject {
   async fetch(request) {
     const params = new URL(request.url).searchParams;
     const token = params.getAll("token").at(-1);
-    this.jobId = params.get("jobId"); // the object's name: what a restarted object says its messages are about
+    this.jobId = params.getAll("jobId").at(-1); // the object's name (the last jobId, as the worker reads it)
     const issued = this.job?.issued ?? (await this.ctx.storage.get("issued"));
     if (!issued || !token || token !== issued.token) return refusal("Unauthorized", "UNAUTHORIZED");
     if (Date.now() > issued.expiresAt) return refusal("Token expired", "TOKEN_EXPIRED");
