@@ -39,6 +39,7 @@ const app = async (request, env) => {
   if (url.pathname === "/throw") throw new Error("thrown by the history worker");
   if (url.pathname === "/ws/progress") {
     if (!url.searchParams.get("jobId")) return new Response("jobId is required", { status: 400 });
+    if (url.searchParams.get("jobId") === "throw") throw new Error("thrown during a handshake");
     const [client, server] = Object.values(new WebSocketPair());
     server.accept();
     server.send("job " + url.searchParams.get("jobId"));
@@ -210,6 +211,9 @@ def test_websockets_pass_through_and_a_refused_handshake_keeps_its_status(live):
         connect(live.base_url.replace("http", "ws") + "/ws/progress", open_timeout=10)
     assert refused.value.response.status_code == 400
     assert b"jobId is required" in refused.value.response.body
+    with pytest.raises(InvalidStatus) as crashed:
+        connect(live.base_url.replace("http", "ws") + "/ws/progress?jobId=throw", open_timeout=10)
+    assert crashed.value.response.status_code == 500 and b"1101" in crashed.value.response.body
 
 
 def test_the_workers_data_points_reach_analytics_engine_sql(live):

@@ -133,9 +133,13 @@ class WorkerdProxy:
                                      compression=None, user_agent_header=None)
         except InvalidStatus as exc:
             answer = exc.response
+            body = bytes(answer.body or b"")
+            if answer.status_code == 500 and _THROWN in body:  # the Worker threw: Cloudflare's 1101 page
+                await websocket.send_denial_response(Response(_crash_page("Worker threw exception"), status_code=500,
+                                                              media_type="text/html"))
+                return
             kept = {k: v for k, v in answer.headers.raw_items() if k.lower() not in _HOP_BY_HOP}
-            await websocket.send_denial_response(Response(bytes(answer.body or b""), status_code=answer.status_code,
-                                                          headers=kept))
+            await websocket.send_denial_response(Response(body, status_code=answer.status_code, headers=kept))
             return
         except (OSError, asyncio.TimeoutError, WebSocketException) as exc:
             runtime.forget(key)
