@@ -103,7 +103,9 @@ def test_drills_decide_measure_record_and_heal(drill_suite: pytest.Pytester, out
     assert len(history) == 4
 
 
-def test_an_interrupted_drill_leaves_the_staging_healed(drill_suite: pytest.Pytester, outer: RunningStaging):
+def interrupt_a_drill(drill_suite: pytest.Pytester, outer: RunningStaging) -> None:
+    """Start the error-spike drill as a user does, press Ctrl-C while its test change serves, and check that
+    the staging was healed and the record says interrupted, its cleanup done."""
     reports = drill_suite.path / "reports"
     env = {**os.environ, "PYTHONPATH": os.environ["PYTHONPATH"]}
     proc = subprocess.Popen(
@@ -129,6 +131,10 @@ def test_an_interrupted_drill_leaves_the_staging_healed(drill_suite: pytest.Pyte
     (record,) = records(drill_suite.path)
     assert record["status"] == "interrupted", record["status"]
     assert record["phases"][-1]["name"] == "cleanup" and record["phases"][-1]["outcome"] == "ok"
+
+
+def test_an_interrupted_drill_leaves_the_staging_healed(drill_suite: pytest.Pytester, outer: RunningStaging):
+    interrupt_a_drill(drill_suite, outer)
 
 
 def test_production_is_refused_without_the_override(drill_suite: pytest.Pytester, outer: RunningStaging):

@@ -7,17 +7,12 @@ and refuses one without the hook, saying so."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from outer_targets import targets_toml
-from test_drill_suite import TOKEN, assert_healed, records
-from waiting import wait_until
+from test_drill_suite import TOKEN, assert_healed, interrupt_a_drill, records
 
 from bookstrack_rollback.pytest_plugin.settings import EMBEDDED_USERS
 from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
@@ -75,30 +70,7 @@ def test_the_reference_worker_in_workerd_is_drilled_detected_rolled_back_and_hea
 
 
 def test_an_interrupted_drill_in_workerd_leaves_the_staging_healed(drill_suite, outer):
-    reports = drill_suite.path / "reports"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-m", "drill", "--target", "local", "--reports-dir", str(reports),
-         "-p", "no:cacheprovider", "-k", "error-spike-api_rollback", "-q"],
-        cwd=drill_suite.path, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        def test_change_serves() -> bool:
-            state = outer.staging
-            serving = state.workers.get_version(state.workers.serving_deployment().versions[0][0])
-            return serving is not None and bool(serving.var("FAULT_PROFILE"))
-
-        wait_until(test_change_serves, timeout=60, what="the drill's test change to serve",
-                   still_alive=lambda: None if proc.poll() is None else f"the drill ended: {proc.communicate()[0]}")
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 2, output
-    assert_healed(outer)
-    (record,) = records(drill_suite.path)
-    assert record["status"] == "interrupted"
-    assert record["phases"][-1]["name"] == "cleanup" and record["phases"][-1]["outcome"] == "ok"
+    interrupt_a_drill(drill_suite, outer)
 
 
 def test_production_in_workerd_is_refused_without_the_override(drill_suite, outer):

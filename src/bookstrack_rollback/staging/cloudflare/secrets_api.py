@@ -14,10 +14,11 @@ from starlette.responses import Response
 
 from ..state import Staging
 from . import errors
-from .envelope import check_account, ok
+from .envelope import ok
 from .request_parsing import client_source, json_object, shown
 from .version_edits import deploy_secret_version, derive_version, secret_changes, secret_names
 from .version_start import start_version
+from .workers_api import script_workers
 from .workers import SECRET_BINDING, WorkersModel
 
 
@@ -40,12 +41,7 @@ class SecretsApi:
         self._staging = staging
 
     def _workers(self, request: Request) -> WorkersModel:
-        check_account(request.path_params["account_id"], self._staging.config.account_id)
-        script = request.path_params["script"]
-        workers = self._staging.workers
-        if script != workers.script:
-            raise errors.script_not_found(script)
-        return workers
+        return script_workers(self._staging, request)
 
     async def _change(self, request: Request, workers: WorkersModel, secrets: dict[str, str | None]) -> None:
         source = client_source(request)

@@ -88,6 +88,16 @@ def deployment_json(deployment: Deployment) -> dict[str, Any]:
     }
 
 
+def script_workers(staging: Staging, request: Request) -> WorkersModel:
+    """The Worker a ``.../scripts/{script}/...`` request names, after its account is checked."""
+    check_account(request.path_params["account_id"], staging.config.account_id)
+    script = request.path_params["script"]
+    workers = staging.workers
+    if script != workers.script:
+        raise errors.script_not_found(script)
+    return workers
+
+
 class WorkersApi:
     """The endpoints; every one checks the account and the script name first."""
 
@@ -95,12 +105,7 @@ class WorkersApi:
         self._staging = staging
 
     def _workers(self, request: Request) -> WorkersModel:
-        check_account(request.path_params["account_id"], self._staging.config.account_id)
-        script = request.path_params["script"]
-        workers = self._staging.workers
-        if script != workers.script:
-            raise errors.script_not_found(script)
-        return workers
+        return script_workers(self._staging, request)
 
     # --- versions ----------------------------------------------------------------------------
     async def list_versions(self, request: Request) -> Response:
