@@ -15,10 +15,17 @@ from typing import Any
 
 import httpx
 import pytest
+from cloudflare_answers import (
+    find_wrangler,
+    run_wrangler,
+    worker_directory,
+    wrangler_environment,
+    wrangler_params,
+)
+from waiting import wait_until
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from waiting import wait_until
 from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
 from bookstrack_rollback.staging.workerd import spec
 
@@ -159,6 +166,9 @@ def test_a_binding_the_staging_cannot_provide_is_named_in_the_refusal(live, api)
 def test_an_upload_reports_its_real_startup_time(live, api):
     version = api.upload(HELLO, tag="timed")["result"]
     assert version["startup_time_ms"] > 0
+    runtime = httpx.get(f"{live.base_url}/__staging/info", timeout=10).json()["runtime"]
+    running = {v["version_id"]: v for v in runtime["running_versions"]}
+    assert runtime["name"] == "workerd" and running[version["id"]]["startup_ms"] == version["startup_time_ms"]
 
 
 def test_variables_secrets_and_the_staging_kv_reach_the_worker(live, api):
@@ -275,3 +285,24 @@ def test_a_stopped_staging_leaves_no_workerd_behind(tmp_path_factory):
     alive = set(subprocess.run(["ps", "-o", "pid=", "-p", ",".join(workerds)], capture_output=True, text=True,
                                timeout=10).stdout.split())
     assert not alive, f"workerd processes {sorted(alive)} outlived the staging"
+
+
+@pytest.mark.parametrize("binary", wrangler_params())
+def test_wrangler_deploy_runs_in_workerd_and_rollback_and_a_split_switch_what_answers(binary, live, tmp_path):
+    """The issue's proof with the real client: `wrangler deploy` of a trivial Worker answers its text at the
+    BooksTrack base URL; `wrangler rollback` brings the previous version's answers back; a 50/50 `versions
+    deploy` serves both."""
+    wrangler = find_wrangler(binary)
+    env = wrangler_environment(wrangler, live, tmp_path)
+    stable = live.staging.workers.serving_deployment().versions[0][0]
+    hello = worker_directory("hello", tmp_path)
+    deployed = run_wrangler(wrangler, env, "deploy", cwd=hello)
+    assert "Worker Startup Time: 0 ms" not in deployed.stdout, deployed.stdout  # measured by workerd
+    assert get(live, "/").text == "hello from workerd"
+    new = live.staging.workers.serving_deployment().versions[0][0]
+    run_wrangler(wrangler, env, "rollback", stable, "-m", "back", "-y", "--name", live.config.worker_name)
+    assert get(live, "/").text == "history 1.9.0"
+    run_wrangler(wrangler, env, "versions", "deploy", f"{new}@50%", f"{stable}@50%", "--yes", "--message", "split",
+                 "--name", live.config.worker_name)
+    answers = {get(live, "/").text for _ in range(60)}
+    assert answers == {"hello from workerd", "history 1.9.0"}, answers

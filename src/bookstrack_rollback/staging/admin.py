@@ -53,6 +53,7 @@ def describe(staging: Staging, base_url: str = "") -> dict[str, Any]:
         "users": config.users.to_dict(),
         "serving_deployment": serving.id,
         "serving_versions": [{"version_id": v, "percentage": p} for v, p in serving.versions],
+        "runtime": staging.runtime.describe() if staging.runtime is not None else {"name": "python"},
     }
 
 

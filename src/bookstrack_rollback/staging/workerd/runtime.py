@@ -19,9 +19,8 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
-import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..analytics.store import AnalyticsStore
@@ -53,7 +52,6 @@ class Instance:
     version_id: str
     ready: asyncio.Future[str]  # the URL, once started
     startup_ms: int = 0
-    used_at: float = field(default_factory=time.monotonic)
 
 
 class WorkerdRuntime:
@@ -84,9 +82,15 @@ class WorkerdRuntime:
         if self._objects:
             shutil.rmtree(self._objects, ignore_errors=True)
 
-    @property
-    def host_errors(self) -> list[str]:
-        return list(self._host.errors)
+    def describe(self) -> dict[str, Any]:
+        """For ``GET /__staging/info``: the versions running, and what went wrong lately."""
+        return {
+            "name": "workerd",
+            "running_versions": [{"version_id": i.version_id, "startup_ms": i.startup_ms, "ready": i.ready.done()}
+                                 for i in self._instances.values()],
+            "dropped_data_points": self.dropped_points,
+            "host_errors": list(self._host.errors)[-5:],
+        }
 
     # --- versions ---------------------------------------------------------------------------------
     def _instance(self, version: Version) -> Instance:
@@ -94,7 +98,6 @@ class WorkerdRuntime:
         spec, key = self._spec(version)
         instance = self._instances.get(key)
         if instance is not None and not (instance.ready.done() and instance.ready.exception() is not None):
-            instance.used_at = time.monotonic()
             self._instances.move_to_end(key)
             return instance
         instance = Instance(key, version.id, asyncio.get_running_loop().create_future())
@@ -154,9 +157,6 @@ class WorkerdRuntime:
             if version is not None:
                 self._instance(version)
         self._evict()
-
-    def on_runtime_fault(self, profile: object) -> None:
-        """The admin routes set the runtime fault flag in KV: the Worker's hook reads it itself."""
 
     def _evict(self) -> None:
         """Stop the least recently used versions beyond KEEP, never one of the two newest deployments."""

@@ -17,16 +17,15 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ..cloudflare.envelope import CloudflareError
 from ..cloudflare.workers import Version
+from .host import REPO
 
 # Cloudflare's code for a script that does not start ("Uncaught SyntaxError ...", a missing class)
 SCRIPT_STARTUP_ERROR = 10021
 PROVIDER_SERVICES = ("bookstrack-fake-provider",)
-REPO = Path(__file__).resolve().parents[4]
 REFERENCE_DIR = REPO / "drills" / "reference-worker"
 HOOK = REPO / "drills" / "staging-hook" / "fault-hook.mjs"
 
