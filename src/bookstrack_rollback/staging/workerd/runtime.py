@@ -43,6 +43,7 @@ class Parts(Protocol):
     analytics: AnalyticsStore
     tails: TailHub
 
+
 KEEP = 6  # running versions at most: the serving ones, the rollback target, the recent uploads
 
 
@@ -66,6 +67,7 @@ class WorkerdRuntime:
         self._objects = ""  # the Durable Objects' storage, shared by every version
         self.upstreams = Upstreams()  # kept-alive connections to the running versions
         self.dropped_points = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # starts and stops in flight (held: the loop keeps weak refs)
 
     # --- life -------------------------------------------------------------------------------------
     async def start(self, address: str) -> None:
@@ -102,8 +104,13 @@ class WorkerdRuntime:
             return instance
         instance = Instance(key, version.id, asyncio.get_running_loop().create_future())
         self._instances[key] = instance
-        asyncio.create_task(self._start(instance, spec), name=f"workerd-start-{version.id}")
+        self._background(self._start(instance, spec), f"workerd-start-{version.id}")
         return instance
+
+    def _background(self, work: Any, name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _spec(self, version: Version) -> tuple[dict[str, Any], str]:
         """The version's spec and instance key, built once per version (not per request)."""
@@ -169,7 +176,7 @@ class WorkerdRuntime:
             if instance.version_id in needed or not instance.ready.done():
                 continue
             del self._instances[key]
-            asyncio.create_task(self._stop(key), name=f"workerd-stop-{key}")
+            self._background(self._stop(key), f"workerd-stop-{key}")
 
     async def _stop(self, key: str) -> None:
         with contextlib.suppress(HostError):
@@ -189,7 +196,7 @@ class WorkerdRuntime:
             if instance.ready.done() and instance.ready.exception() is None:
                 address, _, port = instance.ready.result()[len("http://"):].rpartition(":")
                 self.upstreams.forget(address, int(port))
-            asyncio.create_task(self._stop(key))
+            self._background(self._stop(key), f"workerd-stop-{key}")
 
     # --- what the Workers write ---------------------------------------------------------------------
     def _on_event(self, event: dict[str, Any]) -> None:
