@@ -108,9 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     staging.books.catalogue  # generate the catalogue now, not during the first search
     app = create_app(staging)
     server = uvicorn.Server(uvicorn_config(app, log_level=args.log_level))
-    print(banner(config, base_url), flush=True)
+    if config.runtime == "workerd":
+        print("Starting the serving version in workerd ...", flush=True)
     try:
-        asyncio.run(serve(server, sock, staging, app))
+        asyncio.run(serve(server, sock, staging, app, announce=lambda: print(banner(config, base_url), flush=True)))
     except KeyboardInterrupt:
         pass
     except HostError as exc:

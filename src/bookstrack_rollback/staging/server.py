@@ -13,6 +13,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import uvicorn
@@ -56,7 +57,8 @@ def uvicorn_config(app: object, log_level: str = "warning") -> uvicorn.Config:
     )
 
 
-async def serve(server: uvicorn.Server, sock: socket.socket, staging: Staging, app: ASGIApp) -> None:
+async def serve(server: uvicorn.Server, sock: socket.socket, staging: Staging, app: ASGIApp,
+                announce: Callable[[], None] = lambda: None) -> None:
     """uvicorn's ``serve`` on ``sock`` with the staging's users sending their requests to ``app``
     meanwhile; the users' task is cancelled and awaited once the server has stopped."""
     runtime = staging.runtime
@@ -67,6 +69,7 @@ async def serve(server: uvicorn.Server, sock: socket.socket, staging: Staging, a
         except Exception:
             await runtime.close()
             raise
+    announce()  # the serving versions run: the staging may say it serves
     users = asyncio.create_task(staging.users.run(app), name="bookstrack-users")
     try:
         await server.serve(sockets=[sock])
