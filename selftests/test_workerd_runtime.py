@@ -8,7 +8,9 @@ test knows exactly what the code answers. Every wait polls against a deadline; e
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -306,3 +308,13 @@ def test_wrangler_deploy_runs_in_workerd_and_rollback_and_a_split_switch_what_an
                  "--name", live.config.worker_name)
     answers = {get(live, "/").text for _ in range(60)}
     assert answers == {"hello from workerd", "history 1.9.0"}, answers
+
+
+def test_without_node_the_workerd_staging_says_what_to_install_and_exits(tmp_path):
+    empty = tmp_path / "bin"  # a PATH without node
+    empty.mkdir()
+    done = subprocess.run([sys.executable, "-m", "bookstrack_rollback.staging", "--runtime", "workerd", "--port", "0"],
+                          env={**os.environ, "PATH": str(empty)}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "the workerd runtime needs Node.js 18 or newer on PATH (node was not found)" in done.stderr
+    assert "is serving" not in done.stdout
