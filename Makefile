@@ -106,7 +106,7 @@ verify: venv
 	timeout $(DEADLINE) $(BIN)/python -m pytest tests -m verify --target $(TARGET) \
 		$(if $(EXPECT_VERSION),--expect-version $(EXPECT_VERSION)) --alluredir=reports/allure-results -p no:cacheprovider
 
-staging: venv $(NODE_STAMP)
+staging: venv $(if $(filter workerd,$(STAGING_RUNTIME)),$(NODE_STAMP))
 	$(BIN)/python -m bookstrack_rollback.staging --port $(PORT) --users-rate 50 --runtime $(STAGING_RUNTIME)
 
 bench: venv
