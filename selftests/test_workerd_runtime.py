@@ -24,6 +24,7 @@ from cloudflare_answers import (
     wrangler_environment,
     wrangler_params,
 )
+from test_clients import TailOutput
 from waiting import wait_until
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
@@ -318,3 +319,31 @@ def test_without_node_the_workerd_staging_says_what_to_install_and_exits(tmp_pat
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert "the workerd runtime needs Node.js 18 or newer on PATH (node was not found)" in done.stderr
     assert "is serving" not in done.stdout
+
+
+def test_wrangler_tail_prints_the_workers_own_requests_and_console_log(live, tmp_path):
+    wrangler = find_wrangler(wrangler_params()[0].values[0])
+    env = wrangler_environment(wrangler, live, tmp_path)
+    proc = subprocess.Popen([str(wrangler.binary), "tail", live.config.worker_name, "--format", "json"], env=env,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            text=True)
+    output = TailOutput(proc)
+    try:
+        wait_until(lambda: live.staging.tails.listening, timeout=30, what="wrangler tail to connect",
+                   still_alive=lambda: None if proc.poll() is None else f"wrangler tail exited {proc.returncode}")
+        assert get(live, "/tailed-by-wrangler").status_code == 200
+        events = output.wait_for(lambda e: str(e["event"]["request"]["url"]).endswith("/tailed-by-wrangler"),
+                                 "the Worker's request")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        output.close()
+    event = next(e for e in events if str(e["event"]["request"]["url"]).endswith("/tailed-by-wrangler"))
+    assert event["outcome"] == "ok" and event["event"]["response"]["status"] == 200
+    assert ["served", "GET", "/tailed-by-wrangler"] in [log["message"] for log in event["logs"]]
+    assert not any("bookstrack-staging:analytics" in json.dumps(log) for log in event["logs"]), \
+        "the data points the Worker wrote travel in its trace but are not its logs"
