@@ -224,3 +224,50 @@ def test_deploy_refuses_another_workers_config(live: RunningStaging, tmp_path: P
                                               "worker 'api-worker-staging'"):
         run(scenario())
     assert _newest_version(live) == before
+
+
+# --- a repository made from a version's own code (the staging runs it in workerd) --------------------
+CODE = ("reference-worker/src/index.mjs", {
+    "reference-worker/src/index.mjs": b'import { withFaultProfile } from "../../staging-hook/fault-hook.mjs";\n',
+    "reference-worker/src/app.mjs": b"export const app = 1;\n",
+    "staging-hook/fault-hook.mjs": b"export const withFaultProfile = (f) => f;\n",
+})
+BINDINGS = [
+    {"type": "plain_text", "name": "HEALTH_SHAPE", "text": "version"},
+    {"type": "kv_namespace", "name": "KV", "namespace_id": "6b7f3c2d9e0a4f1b8c5d2e7a3f9b0c14"},
+    {"type": "durable_object_namespace", "name": "JOB_PROGRESS", "class_name": "JobProgress"},
+    {"type": "analytics_engine", "name": "PERFORMANCE_ANALYTICS", "dataset": "books_api_performance"},
+    {"type": "service", "name": "PROVIDER", "service": "bookstrack-fake-provider"},
+    {"type": "version_metadata", "name": "CF_VERSION_METADATA"},
+]
+
+
+def test_a_repository_made_from_a_versions_code_holds_its_modules_and_bindings(tmp_path: Path):
+    repo = WorkerRepo.create(tmp_path / "worker", "api-worker-staging", "1.9.0", code=CODE, bindings=BINDINGS)
+    config = repo.read_config()
+    data = tomllib.loads((repo.path / "wrangler.toml").read_text())
+    assert data["base_dir"] == "src" and data["main"] == "src/reference-worker/src/index.mjs"
+    assert data["kv_namespaces"] == [{"binding": "KV", "id": "6b7f3c2d9e0a4f1b8c5d2e7a3f9b0c14"}]
+    assert data["durable_objects"]["bindings"] == [{"name": "JOB_PROGRESS", "class_name": "JobProgress"}]
+    assert data["version_metadata"] == {"binding": "CF_VERSION_METADATA"}
+    assert sorted(map(str, config.bindings()), key=str) == sorted(map(str, BINDINGS), key=str)
+    main, modules = repo.modules(config)  # named relative to base_dir, as the code's imports expect
+    assert main == CODE[0] and modules == CODE[1]
+    assert repo.release() == "1.9.0" and repo.log(1)[0].subject == "Stable release 1.9.0"
+
+
+def test_the_test_change_of_a_repository_of_real_code_bumps_its_version_file(tmp_path: Path):
+    repo = WorkerRepo.create(tmp_path / "worker", "api-worker-staging", "1.9.0", code=CODE, bindings=BINDINGS)
+    stable = repo.head()
+    repo.commit_test_change(FAULT, "2.0.0-drill", "Drill test change")
+    assert repo.release() == "2.0.0-drill"
+    assert parse_fault_profile(repo.read_config().vars["FAULT_PROFILE"]) == FAULT
+    assert sorted(repo.changed_files(stable, "HEAD")) == ["VERSION", "wrangler.toml"]  # the code is untouched
+    repo.revert(repo.head())
+    assert repo.release() == "1.9.0" and "FAULT_PROFILE" not in repo.read_config().vars
+
+
+def test_a_binding_wrangler_toml_cannot_hold_is_refused_by_name(tmp_path: Path):
+    with pytest.raises(WorkerRepoError, match=r"binding API_KEY \(secret_text\) cannot be written"):
+        WorkerRepo.create(tmp_path / "worker", "api-worker-staging", "1.9.0", code=CODE,
+                          bindings=[{"type": "secret_text", "name": "API_KEY"}])

@@ -104,3 +104,17 @@ def test_drill_your_own_worker_deploys_it_with_wrangler_and_verifies_it(suite):
                                  "carries the staging hook*"])
     (record,) = records(suite.path)
     assert record["known_stable"]["tag"] == "rehearsal", record["known_stable"]
+
+
+def test_methods_2_and_3_are_drilled_on_the_reference_workers_own_code_from_the_drills_repository(suite):
+    """The embedded staging in workerd mode: the drill's repository starts from the known stable version's
+    code and bindings, so git revert and the emergency deploy of the stable commit redeploy real Worker code."""
+    suite.makepyfile(test_drill=DRILL_TESTS)
+    result = suite.runpytest_subprocess("-m", "drill", "--staging-runtime", "workerd", "-p", "no:cacheprovider",
+                                        "-k", "error-spike-git_revert or error-spike-emergency_deploy",
+                                        "--reports-dir", str(suite.path / "reports"))
+    result.assert_outcomes(passed=2)
+    for record in records(suite.path):
+        assert record["status"] == "passed" and record["bad_version"]["tag"] == "2.0.0-drill", record["method"]
+        assert record["serving_after"]["tag"] == "1.9.0", record["serving_after"]
+        assert record["measures"]["time_to_rollback_s"] <= record["measures"]["budget_rollback_s"]

@@ -61,6 +61,9 @@ class Target:
     max_probe_rate: float = DEFAULT_MAX_PROBE_RATE  # the suite never probes this target faster (requests/s)
     # drills deploy a small synthetic worker (its own git repository): only for emulated targets
     synthetic_worker: bool = False
+    # that repository starts from the known stable version's own code and bindings, not a placeholder
+    # (the embedded staging running the code in workerd)
+    repo_from_stable_code: bool = False
 
     @property
     def has_cloudflare(self) -> bool:

@@ -67,7 +67,7 @@ from .record import (
 from .scenarios import Scenario
 from .series import series
 from .verification import RecoveryWatch, all_passed, drill_plan, drill_probe_rate
-from .worker_repo import FAULT_PROFILE_VAR, WorkerRepo
+from .worker_repo import DEFAULT_COMPATIBILITY_DATE, FAULT_PROFILE_VAR, WorkerRepo
 
 BASELINE_MIN = 2.5  # runbook minutes of signals before the deploy: enough to show a 5% rate clean
 API_STEPS_S = 120.0  # a drill's own API calls, git and uploads over its phases, at most (real seconds)
@@ -240,7 +240,14 @@ class DrillRunner:
             if target.synthetic_worker:  # an emulated target: the drill's own worker repository
                 work = self.options.work_dir or Path(tempfile.mkdtemp(prefix="drill-worker-"))
                 assert target.worker
-                run.repo = WorkerRepo.create(work / record.drill_id, target.worker, run.known_stable.tag or "stable")
+                code = None
+                if target.repo_from_stable_code:  # the staging runs the code: the repository holds the real one
+                    content = await run.api.version_content(run.known_stable.id)
+                    code = (content.main_module, {m.name: m.content for m in content.modules})
+                run.repo = WorkerRepo.create(work / record.drill_id, target.worker, run.known_stable.tag or "stable",
+                                             code=code, bindings=run.known_stable.bindings if code else (),
+                                             compatibility_date=run.known_stable.compatibility_date
+                                             or DEFAULT_COMPATIBILITY_DATE)
                 run.stable_sha = run.repo.head()
             run.known_stable, kept = await preparation.keep_rollbackable(
                 run.api, run.known_stable, run.repo, self.runbook.platform.rollbackable_versions)

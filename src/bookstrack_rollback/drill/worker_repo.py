@@ -22,8 +22,10 @@ import os
 import re
 import subprocess
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..clients.cloudflare import CloudflareApi, DeploymentInfo, VersionInfo
 from ..faults import FaultProfile
@@ -34,6 +36,7 @@ AUTHOR_NAME = "BooksTrack rollback drill"
 AUTHOR_EMAIL = "drill@bookstrack.example"
 DEFAULT_COMPATIBILITY_DATE = "2025-11-01"
 FAULT_PROFILE_VAR = "FAULT_PROFILE"
+RELEASE_FILE = "VERSION"  # the release of a repository made from a version's code (no VERSION constant to bump)
 _VERSION_LINE = re.compile(r'^const VERSION = "([^"\\]*)";$', re.MULTILINE)
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -78,6 +81,16 @@ class Commit:
         return self.sha[:7]
 
 
+# The binding kinds the repository's wrangler.toml writes besides [vars]: Cloudflare's type -> (wrangler's
+# table, the key naming the binding, the Cloudflare field -> wrangler key of the rest)
+BINDING_TABLES = {
+    "kv_namespace": ("kv_namespaces", "binding", {"namespace_id": "id"}),
+    "durable_object_namespace": ("durable_objects.bindings", "name", {"class_name": "class_name"}),
+    "analytics_engine": ("analytics_engine_datasets", "binding", {"dataset": "dataset"}),
+    "service": ("services", "binding", {"service": "service"}),
+}
+
+
 @dataclass(frozen=True)
 class WranglerConfig:
     """The keys of ``wrangler.toml`` the drill uses (and the only ones :meth:`to_toml` writes)."""
@@ -86,6 +99,8 @@ class WranglerConfig:
     main: str = "src/index.js"
     compatibility_date: str = DEFAULT_COMPATIBILITY_DATE
     vars: dict[str, str] = field(default_factory=dict)
+    base_dir: str | None = None  # module names are relative to it (default: the main module's folder)
+    other_bindings: tuple[dict[str, str], ...] = ()  # KV, Durable Objects, Analytics Engine, services, metadata
 
     @classmethod
     def parse(cls, text: str, where: str = "wrangler.toml") -> "WranglerConfig":
@@ -99,20 +114,43 @@ class WranglerConfig:
         variables = data.get("vars", {})
         if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
             raise WorkerRepoError(f"{where}: [vars] must hold only string values, got {variables!r}")
-        return cls(data["name"], data["main"], data["compatibility_date"], dict(variables))
+        others: list[dict[str, str]] = []
+        for kind, (table, name_key, fields) in BINDING_TABLES.items():
+            found: Any = data
+            for part in table.split("."):
+                found = found.get(part, {}) if isinstance(found, dict) else {}
+            for entry in found or []:
+                others.append({"type": kind, "name": str(entry[name_key]),
+                               **{cf: str(entry[key]) for cf, key in fields.items()}})
+        if isinstance(data.get("version_metadata"), dict):
+            others.append({"type": "version_metadata", "name": str(data["version_metadata"]["binding"])})
+        base_dir = data.get("base_dir")
+        return cls(data["name"], data["main"], data["compatibility_date"], dict(variables),
+                   base_dir if isinstance(base_dir, str) else None, tuple(others))
 
     def to_toml(self) -> str:
         lines = [f"name = {_toml_string(self.name)}", f"main = {_toml_string(self.main)}",
-                 f"compatibility_date = {_toml_string(self.compatibility_date)}", "", "[vars]"]
+                 f"compatibility_date = {_toml_string(self.compatibility_date)}"]
+        if self.base_dir:
+            lines.append(f"base_dir = {_toml_string(self.base_dir)}")
+        lines += ["", "[vars]"]
         for key in sorted(self.vars):
             if not _BARE_KEY.match(key):
                 raise WorkerRepoError(f"a [vars] name must be letters, digits, _ or -, got {key!r}")
             lines.append(f"{key} = {_toml_string(self.vars[key])}")
+        for binding in self.other_bindings:
+            if binding["type"] == "version_metadata":
+                lines += ["", "[version_metadata]", f"binding = {_toml_string(binding['name'])}"]
+                continue
+            table, name_key, fields = BINDING_TABLES[binding["type"]]
+            lines += ["", f"[[{table}]]", f"{name_key} = {_toml_string(binding['name'])}"]
+            lines += [f"{key} = {_toml_string(binding[cf])}" for cf, key in fields.items()]
         return "\n".join(lines) + "\n"
 
     def bindings(self) -> list[dict[str, str]]:
-        """One ``plain_text`` binding per [vars] entry, as wrangler uploads them."""
-        return [{"type": "plain_text", "name": key, "text": self.vars[key]} for key in sorted(self.vars)]
+        """One ``plain_text`` binding per [vars] entry, then the other bindings, as wrangler uploads them."""
+        return [{"type": "plain_text", "name": key, "text": self.vars[key]} for key in sorted(self.vars)] + [
+            dict(b) for b in self.other_bindings]
 
 
 def _toml_string(value: str) -> str:
@@ -175,8 +213,12 @@ class WorkerRepo:
     @classmethod
     def create(cls, path: Path, worker_name: str, stable_tag: str, *,
                compatibility_date: str = DEFAULT_COMPATIBILITY_DATE, timeout_s: float = GIT_TIMEOUT_S,
+               code: tuple[str, Mapping[str, bytes]] | None = None, bindings: Sequence[Mapping[str, Any]] = (),
                ) -> "WorkerRepo":
-        """A new repository whose first commit, on ``main`` and tagged ``stable_tag``, is the stable release."""
+        """A new repository whose first commit, on ``main`` and tagged ``stable_tag``, is the stable release:
+        the tiny worker above, or ``code`` (main module, modules) with ``bindings`` (a version's, as the
+        Cloudflare API shows them) when the staging runs the code: the modules under ``src/`` (``base_dir``),
+        the release in a ``VERSION`` file, the bindings in wrangler.toml."""
         path = Path(path)
         _js_safe(stable_tag)
         if path.exists() and any(path.iterdir()):
@@ -188,9 +230,20 @@ class WorkerRepo:
                            ("commit.gpgSign", "false"), ("tag.gpgSign", "false")):
             repo.git("config", "--local", key, value)
         (path / "src").mkdir()
-        repo.write_index_js(INDEX_JS.format(version=_js_safe(stable_tag)))
-        repo.write_config(WranglerConfig(worker_name, compatibility_date=compatibility_date,
-                                         vars={"ENVIRONMENT": "staging"}))
+        if code is None:
+            repo.write_index_js(INDEX_JS.format(version=_js_safe(stable_tag)))
+            repo.write_config(WranglerConfig(worker_name, compatibility_date=compatibility_date,
+                                             vars={"ENVIRONMENT": "staging"}))
+        else:
+            main, modules = code
+            for name, content in modules.items():
+                target = path / "src" / PurePosixPath(name)
+                if not target.resolve().is_relative_to((path / "src").resolve()):
+                    raise WorkerRepoError(f"module name {name!r} points outside the repository's src/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+            (path / RELEASE_FILE).write_text(stable_tag + "\n", encoding="utf-8")
+            repo.write_config(_config_of(worker_name, main, compatibility_date, bindings))
         repo.git("add", "--all")
         repo.git("commit", "--quiet", "-m", f"Stable release {stable_tag}")
         repo.git("tag", stable_tag)
@@ -202,10 +255,13 @@ class WorkerRepo:
         _js_safe(tag)
         config = self.read_config()
         self.write_config(replace(config, vars={**config.vars, FAULT_PROFILE_VAR: fault.to_json()}))
-        source = self.read_index_js()
-        if not _VERSION_LINE.search(source):
-            raise WorkerRepoError(f"{self.path / 'src/index.js'} has no `const VERSION = \"...\";` line to bump")
-        self.write_index_js(_VERSION_LINE.sub(f'const VERSION = "{_js_safe(tag)}";', source, count=1))
+        if (self.path / RELEASE_FILE).is_file():
+            (self.path / RELEASE_FILE).write_text(_js_safe(tag) + "\n", encoding="utf-8")
+        else:
+            source = self.read_index_js()
+            if not _VERSION_LINE.search(source):
+                raise WorkerRepoError(f"{self.path / 'src/index.js'} has no `const VERSION = \"...\";` line to bump")
+            self.write_index_js(_VERSION_LINE.sub(f'const VERSION = "{_js_safe(tag)}";', source, count=1))
         self.git("add", "--all")
         self.git("commit", "--quiet", "-m", message)
         self.git("tag", tag)
@@ -280,22 +336,25 @@ class WorkerRepo:
         (self.path / "src" / "index.js").write_text(text, encoding="utf-8")
 
     def release(self) -> str | None:
-        """The VERSION constant of the working tree's src/index.js."""
+        """The working tree's release: its VERSION file, else the VERSION constant of src/index.js."""
+        if (self.path / RELEASE_FILE).is_file():
+            return (self.path / RELEASE_FILE).read_text(encoding="utf-8").strip() or None
         match = _VERSION_LINE.search(self.read_index_js())
         return match.group(1) if match else None
 
     def modules(self, config: WranglerConfig) -> tuple[str, dict[str, bytes]]:
-        """(main module name, every module in the main module's directory), named as wrangler names them:
-        relative to that directory, with forward slashes."""
+        """(main module name, every module under ``base_dir`` (default: the main module's directory)), named
+        as wrangler names them: relative to that directory, with forward slashes."""
         main = PurePosixPath(config.main)
-        root = self.path / main.parent
+        base = PurePosixPath(config.base_dir) if config.base_dir else main.parent
+        root = self.path / base
         if not (self.path / main).is_file():
             raise WorkerRepoError(f"wrangler.toml main {config.main!r} is not a file in {self.path}")
         modules = {
             path.relative_to(root).as_posix(): path.read_bytes()
             for path in sorted(root.rglob("*")) if path.is_file() and path.suffix in (".js", ".mjs")
         }
-        return main.name, modules
+        return (self.path / main).relative_to(root).as_posix(), modules
 
     # --- the deploy step ---------------------------------------------------------------------------
     async def deploy(self, api: CloudflareApi, *, message: str, tag: str | None = None,
@@ -321,6 +380,27 @@ class WorkerRepo:
         )
         deployment = await api.deploy(version.id, message)
         return version, deployment
+
+
+def _config_of(worker_name: str, main: str, compatibility_date: str,
+               bindings: Sequence[Mapping[str, Any]]) -> WranglerConfig:
+    """wrangler.toml of a version's code: its plain-text variables in [vars], its other bindings in their
+    tables; a binding wrangler.toml cannot hold here (a secret, a JSON variable, ...) is refused."""
+    variables: dict[str, str] = {}
+    others: list[dict[str, str]] = []
+    for binding in bindings:
+        kind, name = str(binding.get("type")), str(binding.get("name"))
+        if kind == "plain_text":
+            variables[name] = str(binding.get("text", ""))
+        elif kind == "version_metadata":
+            others.append({"type": kind, "name": name})
+        elif kind in BINDING_TABLES:
+            fields = BINDING_TABLES[kind][2]
+            others.append({"type": kind, "name": name, **{cf: str(binding.get(cf, "")) for cf in fields}})
+        else:
+            raise WorkerRepoError(f"binding {name} ({kind}) cannot be written to the drill repository's wrangler.toml")
+    return WranglerConfig(worker_name, main=f"src/{main}", compatibility_date=compatibility_date, vars=variables,
+                          base_dir="src", other_bindings=tuple(others))
 
 
 def _js_safe(tag: str) -> str:
