@@ -170,6 +170,16 @@ class TailOutput:
         self._thread.join(timeout=15)
         self._stream.close()
 
+    def stop(self, proc: subprocess.Popen[str]) -> None:
+        """Stop the wrangler tail whose output this is (terminate, then kill past 15 s), then close."""
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        self.close()
+
     def events(self) -> list[dict[str, Any]]:
         """Every complete JSON object printed so far."""
         decoder, found, index = json.JSONDecoder(), [], self.text.find("{")
@@ -213,13 +223,7 @@ def wrangler_tail(wrangler, wrangler_env, live: RunningStaging) -> Iterator[Call
 
     yield start
     for proc, output in started:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        output.close()
+        output.stop(proc)
 
 
 def marker_of(event: dict[str, Any]) -> str:

@@ -335,13 +335,7 @@ def test_wrangler_tail_prints_the_workers_own_requests_and_console_log(live, tmp
         events = output.wait_for(lambda e: str(e["event"]["request"]["url"]).endswith("/tailed-by-wrangler"),
                                  "the Worker's request")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        output.close()
+        output.stop(proc)
     event = next(e for e in events if str(e["event"]["request"]["url"]).endswith("/tailed-by-wrangler"))
     assert event["outcome"] == "ok" and event["event"]["response"]["status"] == 200
     assert ["served", "GET", "/tailed-by-wrangler"] in [log["message"] for log in event["logs"]]
