@@ -32,7 +32,7 @@ from .version_edits import check_secret, deploy_secret_version, derive_version, 
 from .version_start import start_version
 from .version_upload import parse_version_upload
 from .workers import SECRET_BINDING, Version, WorkersModel
-from .workers_api import public_bindings
+from .workers_api import public_bindings, script_workers
 
 INHERIT_BY_NAME = {"type", "name"}  # a settings binding with only these keys keeps the existing one
 
@@ -165,11 +165,7 @@ class ScriptsApi:
         return self._staging.workers
 
     def _workers(self, request: Request) -> WorkersModel:
-        workers = self._account(request)
-        script = request.path_params["script"]
-        if script != workers.script:
-            raise errors.script_not_found(script, only=workers.script)
-        return workers
+        return script_workers(self._staging, request)
 
     # --- the account's Workers -----------------------------------------------------------------
     async def list_scripts(self, request: Request) -> Response:

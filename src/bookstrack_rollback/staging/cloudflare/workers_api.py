@@ -94,7 +94,7 @@ def script_workers(staging: Staging, request: Request) -> WorkersModel:
     script = request.path_params["script"]
     workers = staging.workers
     if script != workers.script:
-        raise errors.script_not_found(script)
+        raise errors.script_not_found(script, only=workers.script)
     return workers
 
 
