@@ -85,6 +85,7 @@ class Side:
         bindings = [b for b in spec.reference_bindings(
             kv_namespace=config.kv_namespace_id, performance_dataset=config.performance_dataset,
             cache_dataset=config.cache_dataset, health_shape=variables.pop("HEALTH_SHAPE", "version"),
+            health_status=variables.pop("HEALTH_STATUS", "ok"),
         )]
         bindings += [{"type": "plain_text", "name": name, "text": text} for name, text in variables.items()]
         metadata = {"main_module": main, "bindings": bindings, "annotations": {"workers/tag": tag},

@@ -29,6 +29,7 @@ from waiting import wait_until
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from bookstrack_rollback.drill.worker_repo import WranglerConfig
 from bookstrack_rollback.staging import RunningStaging, StagingConfig, start_in_thread
 from bookstrack_rollback.staging.workerd import spec
 
@@ -341,3 +342,15 @@ def test_wrangler_tail_prints_the_workers_own_requests_and_console_log(live, tmp
     assert ["served", "GET", "/tailed-by-wrangler"] in [log["message"] for log in event["logs"]]
     assert not any("bookstrack-staging:analytics" in json.dumps(log) for log in event["logs"]), \
         "the data points the Worker wrote travel in its trace but are not its logs"
+
+
+def test_the_seeded_history_binds_what_the_reference_workers_wrangler_toml_declares():
+    """The staging seeds its versions with the reference Worker's bindings written in spec.py: they must be
+    the ones its wrangler.toml declares (what `make drill WORKER_DIR=drills/reference-worker` deploys)."""
+    declared = WranglerConfig.parse((spec.REPO / "drills/reference-worker/wrangler.toml").read_text()).bindings()
+    config = StagingConfig()
+    seeded = spec.reference_bindings(kv_namespace=config.kv_namespace_id, performance_dataset=config.performance_dataset,
+                                     cache_dataset=config.cache_dataset, health_shape=config.health_shape,
+                                     health_status=config.health_status)
+    key = lambda b: (b["type"], b["name"])  # noqa: E731
+    assert sorted(seeded, key=key) == sorted(declared, key=key)

@@ -102,7 +102,7 @@ class Staging:
         main, modules = reference_modules()
         return main, modules, reference_bindings(
             kv_namespace=config.kv_namespace_id, performance_dataset=config.performance_dataset,
-            cache_dataset=config.cache_dataset, health_shape=config.health_shape,
+            cache_dataset=config.cache_dataset, health_shape=config.health_shape, health_status=config.health_status,
         )
 
     def _close(self) -> None:

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 RUNTIME_PREFIX = "/__staging/runtime"
 HANDSHAKE_TIMEOUT_S = 10.0
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                "transfer-encoding", "upgrade", "host", "content-length"}
 _HANDSHAKE = {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
@@ -244,6 +243,6 @@ def routes(staging: Staging) -> list[BaseRoute]:
     return [
         Route(RUNTIME_PREFIX + "/kv/{namespace}/values/{key:path}", proxy.kv_value, methods=["GET", "PUT", "DELETE"]),
         Route(RUNTIME_PREFIX + "/kv/{namespace}/keys", proxy.kv_keys, methods=["GET"]),
-        Route("/{path:path}", _Raw(proxy.http), methods=ALL_METHODS),
+        Route("/{path:path}", _Raw(proxy.http)),  # an ASGI app: every method reaches the Worker
         WebSocketRoute("/{path:path}", proxy.socket),
     ]

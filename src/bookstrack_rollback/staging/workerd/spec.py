@@ -100,8 +100,9 @@ def reference_modules() -> tuple[str, dict[str, bytes]]:
 
 
 def reference_bindings(*, kv_namespace: str, performance_dataset: str, cache_dataset: str,
-                       health_shape: str) -> list[dict[str, Any]]:
-    """The bindings the reference Worker's wrangler.toml declares, for the staging's own names."""
+                       health_shape: str, health_status: str) -> list[dict[str, Any]]:
+    """The bindings the reference Worker's wrangler.toml declares, for the staging's own names (a selftest
+    holds the two together)."""
     return [
         {"type": "kv_namespace", "name": "KV", "namespace_id": kv_namespace},
         {"type": "durable_object_namespace", "name": "JOB_PROGRESS", "class_name": "JobProgress"},
@@ -110,6 +111,7 @@ def reference_bindings(*, kv_namespace: str, performance_dataset: str, cache_dat
         {"type": "service", "name": "PROVIDER", "service": PROVIDER_SERVICES[0]},
         {"type": "version_metadata", "name": "CF_VERSION_METADATA"},
         {"type": "plain_text", "name": "HEALTH_SHAPE", "text": health_shape},
+        {"type": "plain_text", "name": "HEALTH_STATUS", "text": health_status},
         # the hook reads the runtime fault flag every 100 ms, not 5 s: a drill at time scale 0.02 sets the
         # flag 1.2 s before its deploy (the emulation applies it at once)
         {"type": "plain_text", "name": "FAULT_FLAG_TTL_MS", "text": "100"},
