@@ -18,7 +18,8 @@
  * {NAME: className}, analytics: {NAME: dataset}, services: {NAME: "staging" | "missing:<service>"},
  * staging: "127.0.0.1:<port>", objects: "<the staging's Durable Object storage directory>"}. Each instance runs the version's own Worker (the entry: a thrown
  * exception comes back as Miniflare's stack, which the staging's proxy turns into the 1101 page) and:
- *   kv        the KV binding, backed by the staging's KV over its /__staging/runtime/kv routes;
+ *   kv        the KV binding, backed by the staging's KV over its /__staging/runtime/kv routes (values
+ *             only: put's expiration and metadata are not kept, getWithMetadata answers metadata null);
  *   analytics the Analytics Engine binding: writeDataPoint writes the point into the request's trace;
  *   tail      the tail consumer: the version's trace items (requests, console.log, exceptions), which
  *             this host splits into the data points and the traces it hands on;
